@@ -1,0 +1,139 @@
+//! The command line: arguments, the command that runs, and the exit code.
+//!
+//! Arguments are parsed by clap into [`Cli`]; each command lives in a file of
+//! its own and returns `Result<(), CliError>`. Exit codes are fixed by the
+//! contract: 0 ok, 1 invalid input or a failed check, 2 usage error (clap),
+//! 3 the remote API refused or could not be reached.
+
+mod instance;
+mod output;
+mod send;
+mod webhook;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::api::{ApiClient, ApiError};
+use crate::config::{Config, ConfigError};
+
+pub use output::Output;
+
+/// waflow: workflow automation for the hosted WhatsApp Web API.
+#[derive(Debug, Parser)]
+#[command(name = "waflow", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The config file [default: $WAFLOW_CONFIG, then ./waflow.yaml, then examples/waflow.yaml]
+    #[arg(short, long, global = true, env = "WAFLOW_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for journald or a log shipper.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a text or a file to a phone number
+    Send(send::SendArgs),
+    /// Send a text or a file to a group
+    SendGroup(send::SendGroupArgs),
+    /// Send interactive buttons (quick reply, URL, call, copy) to a phone number
+    SendButtons(send::SendButtonsArgs),
+    /// Send a list message to a phone number
+    SendList(send::SendListArgs),
+    /// Manage the WhatsApp instance: create, log in, reboot, reset, reconnect, log out
+    #[command(subcommand)]
+    Instance(instance::InstanceCommand),
+    /// Point the API's webhook at this daemon
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
+}
+
+/// A failed command, sorted by exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The input (config, rules, arguments) is invalid: exit 1.
+    #[error("{0}")]
+    Invalid(String),
+    /// The config has problems: exit 1.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The remote API refused or could not be reached: exit 3.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Writing output failed: exit 1.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The exit code of the contract.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Api(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub async fn main(cli: Cli) -> ExitCode {
+    let out = Output { json: cli.json };
+    match run(&cli, &out).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            out.error(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Send(args) => send::send(&api_client(cli)?, args, out).await,
+        Command::SendGroup(args) => send::send_group(&api_client(cli)?, args, out).await,
+        Command::SendButtons(args) => send::send_buttons(&api_client(cli)?, args, out).await,
+        Command::SendList(args) => send::send_list(&api_client(cli)?, args, out).await,
+        Command::Instance(cmd) => instance::run(&api_client(cli)?, cmd, out).await,
+        Command::Webhook(cmd) => webhook::run(&api_client(cli)?, cmd, out).await,
+    }
+}
+
+/// Loads the config the command line points at, saying so when the embedded default is used.
+pub fn load_config(cli: &Cli) -> Result<Config, CliError> {
+    let (path, is_example) = Config::locate(cli.config.as_deref())?;
+    if is_example {
+        tracing::info!(path = %path.display(), "no config given; using the embedded default");
+    }
+    Ok(Config::load(&path)?)
+}
+
+/// The API client of the loaded config.
+fn api_client(cli: &Cli) -> Result<ApiClient, CliError> {
+    let config = load_config(cli)?;
+    Ok(ApiClient::new(&config.api)?)
+}

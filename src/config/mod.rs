@@ -1,0 +1,501 @@
+//! The config file (`waflow.yaml`): read once, checked, and turned into typed
+//! values the rest of the program uses as they are.
+//!
+//! [`Config::load`] is the single path from a file to a [`Config`]; every
+//! command that reads the config goes through it, so they all accept and
+//! reject the same files with the same messages. This module does no network
+//! I/O and knows nothing of rules beyond where they live.
+
+pub mod diagnostic;
+pub mod units;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use units::{ByteSize, DelayRange, HumanDuration, Rate, Zone};
+
+use crate::secret::Secret;
+
+/// The public default of `api.base_url`.
+pub const DEFAULT_BASE_URL: &str = "https://wonotify.com/api";
+
+/// The config file's name in the working folder when `-c` is not given.
+pub const DEFAULT_FILE: &str = "waflow.yaml";
+
+/// The embedded default used when no config file is given or found.
+pub const EXAMPLE_FILE: &str = "examples/waflow.yaml";
+
+/// The whole configuration, checked and typed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from; relative paths inside it are resolved against its folder.
+    pub path: PathBuf,
+    /// How to reach the remote API.
+    pub api: ApiConfig,
+    /// The embedded HTTP listener.
+    pub server: ServerConfig,
+    /// Where the store lives.
+    pub store: StoreLocation,
+    /// A rules file or a folder of them.
+    pub rules: PathBuf,
+    /// Default zone for schedules and `{{ now }}`.
+    pub timezone: Zone,
+    /// Record and log every action, call nothing. Also on when no access token is set.
+    pub dry_run: bool,
+    /// Anti-ban pacing of sends.
+    pub pacing: Pacing,
+    /// Message events older than this are recorded, not acted on.
+    pub ignore_older_than: Duration,
+    /// How long a reply typed by a person on the phone pauses the bot in that chat.
+    pub human_pause: Duration,
+    /// Free values for templates (`{{ vars.NAME }}`).
+    pub vars: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Which HTTP shape `send` and `send_group` use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendMethod {
+    /// JSON body (the default).
+    #[default]
+    Post,
+    /// Everything in the query string.
+    Get,
+}
+
+/// How to reach the remote API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// `https://host/api` or `https://host/whatsapp_api`, or any compatible host.
+    pub base_url: url::Url,
+    /// The WhatsApp instance (one number). `None` until `instance create` made one.
+    pub instance_id: Option<String>,
+    /// The access token; `None` means dry-run.
+    pub access_token: Option<Secret>,
+    /// POST JSON or GET query for sends.
+    pub method: SendMethod,
+    /// How long one API call may take.
+    pub timeout: Duration,
+}
+
+/// The embedded HTTP listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; 127.0.0.1 by default, so only a local proxy can reach it.
+    pub listen: SocketAddr,
+    /// The path secret of `POST /webhook/{secret}`.
+    pub webhook_secret: Option<Secret>,
+    /// Larger request bodies are answered with 413.
+    pub max_body: u64,
+}
+
+/// Where the SQLite store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A database file.
+    File(PathBuf),
+    /// An in-memory database (tests), lost on exit.
+    Memory,
+}
+
+/// Anti-ban pacing of sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Minimum time between two sends of this instance.
+    pub min_interval: Duration,
+    /// At most this many sends to one chat.
+    pub per_chat: Rate,
+    /// A delay before each send, as if typing.
+    pub typing_delay: DelayRange,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            min_interval: Duration::from_secs(1),
+            per_chat: Rate {
+                count: 3,
+                per: Duration::from_secs(60),
+            },
+            typing_delay: DelayRange {
+                min: Duration::ZERO,
+                max: Duration::from_secs(2),
+            },
+        }
+    }
+}
+
+/// What can go wrong while loading the config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No file was given and none was found where one is looked for.
+    #[error(
+        "no config file: pass -c FILE, set WAFLOW_CONFIG, or create ./{DEFAULT_FILE} (start from {EXAMPLE_FILE})"
+    )]
+    NotFound,
+    /// The file was found but has problems.
+    #[error("{0}")]
+    Invalid(#[from] Diagnostics),
+}
+
+mod raw {
+    //! The serde mirror of the file: every key the file may contain, nothing checked yet.
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        #[serde(default)]
+        pub api: Api,
+        #[serde(default)]
+        pub server: Server,
+        pub store: Option<String>,
+        pub rules: Option<String>,
+        pub timezone: Option<Zone>,
+        #[serde(default)]
+        pub dry_run: bool,
+        #[serde(default)]
+        pub pacing: PacingRaw,
+        pub ignore_older_than: Option<HumanDuration>,
+        pub human_pause: Option<HumanDuration>,
+        #[serde(default)]
+        pub vars: serde_json::Map<String, serde_json::Value>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Api {
+        pub base_url: Option<serde_saphyr::Spanned<String>>,
+        pub instance_id: Option<String>,
+        pub access_token: Option<String>,
+        #[serde(default)]
+        pub method: SendMethod,
+        pub timeout: Option<HumanDuration>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        pub listen: Option<serde_saphyr::Spanned<String>>,
+        pub webhook_secret: Option<String>,
+        pub max_body: Option<ByteSize>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PacingRaw {
+        pub min_interval: Option<HumanDuration>,
+        pub per_chat: Option<Rate>,
+        pub typing_delay: Option<DelayRange>,
+    }
+}
+
+impl Config {
+    /// Finds the config file: `explicit` (from `-c` or `$WAFLOW_CONFIG`), else
+    /// `./waflow.yaml`, else the embedded default `examples/waflow.yaml`.
+    /// The second value tells whether the embedded default was chosen, so the
+    /// caller can say so.
+    pub fn locate(explicit: Option<&Path>) -> Result<(PathBuf, bool), ConfigError> {
+        if let Some(path) = explicit {
+            return Ok((path.to_owned(), false));
+        }
+        if Path::new(DEFAULT_FILE).is_file() {
+            return Ok((PathBuf::from(DEFAULT_FILE), false));
+        }
+        if Path::new(EXAMPLE_FILE).is_file() {
+            return Ok((PathBuf::from(EXAMPLE_FILE), true));
+        }
+        Err(ConfigError::NotFound)
+    }
+
+    /// Reads and checks the file at `path`, taking `${VAR}` values from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            Diagnostics::from(Diagnostic::file_level(
+                path,
+                format!("cannot read the config file: {err}"),
+            ))
+        })?;
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Ok(Config::parse(path, &text, &env)?)
+    }
+
+    /// Checks config `text` as if read from `path`, with `env` for `${VAR}`.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, Diagnostics> {
+        let raw: raw::File = if text.trim().is_empty() {
+            raw::File::default()
+        } else {
+            diagnostic::from_yaml(path, text, env)?
+        };
+        let mut problems = Diagnostics::default();
+        let folder = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                folder.join(p)
+            }
+        };
+
+        let base_url = match &raw.api.base_url {
+            None => url::Url::parse(DEFAULT_BASE_URL).ok(),
+            Some(spanned) => match parse_base_url(&spanned.value) {
+                Ok(url) => Some(url),
+                Err(message) => {
+                    let at = &spanned.referenced;
+                    problems.push(
+                        Diagnostic::at(path, at.line(), at.column(), message).with_hint(
+                            "use the API's base path, e.g. https://wonotify.com/api or https://wonotify.com/whatsapp_api",
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+
+        let listen = match &raw.server.listen {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8787))),
+            Some(spanned) => match spanned.value.trim().parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    let at = &spanned.referenced;
+                    problems.push(
+                        Diagnostic::at(
+                            path,
+                            at.line(),
+                            at.column(),
+                            format!("invalid listen address `{}`", spanned.value),
+                        )
+                        .with_hint("write IP:PORT, e.g. 127.0.0.1:8787"),
+                    );
+                    None
+                }
+            },
+        };
+
+        let store = match raw.store.as_deref().map(str::trim) {
+            Some(":memory:") => StoreLocation::Memory,
+            Some(p) if !p.is_empty() => StoreLocation::File(resolve(p)),
+            _ => StoreLocation::File(resolve("waflow.db")),
+        };
+        let rules = resolve(
+            raw.rules
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or("rules"),
+        );
+        let pacing_default = Pacing::default();
+
+        let (Some(base_url), Some(listen)) = (base_url, listen) else {
+            return Err(problems);
+        };
+        let access_token = raw.api.access_token.and_then(Secret::new);
+        let config = Config {
+            path: path.to_owned(),
+            dry_run: raw.dry_run || access_token.is_none(),
+            api: ApiConfig {
+                base_url,
+                instance_id: raw
+                    .api
+                    .instance_id
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
+                access_token,
+                method: raw.api.method,
+                timeout: raw
+                    .api
+                    .timeout
+                    .map_or(Duration::from_secs(20), HumanDuration::get),
+            },
+            server: ServerConfig {
+                listen,
+                webhook_secret: raw.server.webhook_secret.and_then(Secret::new),
+                max_body: raw.server.max_body.map_or(1 << 20, |s| s.0),
+            },
+            store,
+            rules,
+            timezone: raw.timezone.unwrap_or_default(),
+            pacing: Pacing {
+                min_interval: raw
+                    .pacing
+                    .min_interval
+                    .map_or(pacing_default.min_interval, HumanDuration::get),
+                per_chat: raw.pacing.per_chat.unwrap_or(pacing_default.per_chat),
+                typing_delay: raw
+                    .pacing
+                    .typing_delay
+                    .unwrap_or(pacing_default.typing_delay),
+            },
+            ignore_older_than: raw
+                .ignore_older_than
+                .map_or(Duration::from_secs(600), HumanDuration::get),
+            human_pause: raw
+                .human_pause
+                .map_or(Duration::from_secs(1800), HumanDuration::get),
+            vars: raw.vars,
+        };
+        problems.into_result(config)
+    }
+
+    /// Why the config is in dry-run, for the loud start-up notice; `None` when live.
+    pub fn dry_run_reason(&self) -> Option<&'static str> {
+        if self.api.access_token.is_none() {
+            Some("no api.access_token is set (WAFLOW_ACCESS_TOKEN)")
+        } else if self.dry_run {
+            Some("dry_run is on")
+        } else {
+            None
+        }
+    }
+}
+
+/// Checks a base URL: http(s), a host, no query; a trailing slash is dropped.
+fn parse_base_url(text: &str) -> Result<url::Url, String> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let url = url::Url::parse(trimmed).map_err(|e| format!("invalid base_url `{text}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid base_url `{text}`: the scheme must be http or https"
+        ));
+    }
+    if url.host().is_none() {
+        return Err(format!("invalid base_url `{text}`: it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "invalid base_url `{text}`: remove the query string; waflow adds the parameters itself"
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Diagnostics> {
+        let env = HashMap::from([
+            ("WAFLOW_ACCESS_TOKEN".to_owned(), "tok-secret".to_owned()),
+            ("WAFLOW_INSTANCE_ID".to_owned(), "609ACF283XXXX".to_owned()),
+        ]);
+        Config::parse(Path::new("/etc/waflow/waflow.yaml"), text, &env)
+    }
+
+    fn first_error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_in_dry_run() {
+        let c = parse("").unwrap();
+        assert_eq!(c.api.base_url.as_str(), "https://wonotify.com/api");
+        assert!(c.dry_run);
+        assert_eq!(
+            c.dry_run_reason(),
+            Some("no api.access_token is set (WAFLOW_ACCESS_TOKEN)")
+        );
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(c.server.max_body, 1 << 20);
+        assert_eq!(c.pacing, Pacing::default());
+        assert_eq!(c.rules, PathBuf::from("/etc/waflow/rules"));
+        assert_eq!(
+            c.store,
+            StoreLocation::File(PathBuf::from("/etc/waflow/waflow.db"))
+        );
+        assert_eq!(c.timezone.name, "UTC");
+    }
+
+    #[test]
+    fn full_file_with_environment() {
+        let c = parse(
+            "api:\n  base_url: https://example.com/whatsapp_api/\n  instance_id: ${WAFLOW_INSTANCE_ID}\n  access_token: ${WAFLOW_ACCESS_TOKEN}\n  method: get\n  timeout: 5s\n\
+             server:\n  listen: 0.0.0.0:9000\n  webhook_secret: ${HOOK:-s3cret}\n  max_body: 512KiB\n\
+             store: \":memory:\"\nrules: /srv/rules\ntimezone: Europe/Berlin\n\
+             pacing:\n  min_interval: 2s\n  per_chat: 5/h\n  typing_delay: 1s..3s\n\
+             ignore_older_than: 5m\nhuman_pause: 1h\nvars:\n  shop_url: https://shop.example.com\n",
+        )
+        .unwrap();
+        assert_eq!(c.api.base_url.as_str(), "https://example.com/whatsapp_api");
+        assert_eq!(c.api.instance_id.as_deref(), Some("609ACF283XXXX"));
+        assert_eq!(c.api.access_token.as_ref().unwrap().expose(), "tok-secret");
+        assert_eq!(c.api.method, SendMethod::Get);
+        assert_eq!(c.api.timeout, Duration::from_secs(5));
+        assert!(!c.dry_run);
+        assert_eq!(c.server.webhook_secret.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(c.server.max_body, 512 * 1024);
+        assert_eq!(c.store, StoreLocation::Memory);
+        assert_eq!(c.rules, PathBuf::from("/srv/rules"));
+        assert_eq!(c.pacing.per_chat.to_string(), "5/h");
+        assert_eq!(c.human_pause, Duration::from_secs(3600));
+        assert_eq!(c.vars["shop_url"], "https://shop.example.com");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let c = parse("api:\n  access_token: ${WAFLOW_ACCESS_TOKEN}\n").unwrap();
+        assert!(!format!("{c:?}").contains("tok-secret"));
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_hint() {
+        insta::assert_snapshot!(first_error("api:\n  base_ulr: https://x\n"), @r"
+        /etc/waflow/waflow.yaml:2:3: unknown key `base_ulr`
+          hint: did you mean `base_url`?
+        ");
+        insta::assert_snapshot!(first_error("pacing:\n  per_chat: 3 per minute\n"), @"/etc/waflow/waflow.yaml:2:13: invalid rate `3 per minute`: write COUNT/UNIT, such as 3/min, 1/s or 20/h");
+        insta::assert_snapshot!(first_error("api:\n  timeout: soon\n"), @"/etc/waflow/waflow.yaml:2:12: invalid duration `soon`: write a number and a unit, such as 500ms, 20s, 10m, 2h or 1d");
+        insta::assert_snapshot!(first_error("timezone: Europe/Berlim\n"), @"/etc/waflow/waflow.yaml:1:11: unknown time zone `Europe/Berlim`: use an IANA name such as Europe/Berlin, America/New_York or UTC");
+        insta::assert_snapshot!(first_error("api:\n  instance_id: ${MISSING_VAR}\n"), @r"
+        /etc/waflow/waflow.yaml:2:16: environment variable `MISSING_VAR` is not set
+          hint: export MISSING_VAR=..., or give a default in the file: ${MISSING_VAR:-value}
+        ");
+        insta::assert_snapshot!(first_error("api:\n  method: put\n"), @r"
+        /etc/waflow/waflow.yaml:2:11: unknown value `put`
+          hint: expected one of: post, get
+        ");
+        insta::assert_snapshot!(first_error("server:\n  listen: localhost\n"), @r"
+        /etc/waflow/waflow.yaml:2:11: invalid listen address `localhost`
+          hint: write IP:PORT, e.g. 127.0.0.1:8787
+        ");
+        insta::assert_snapshot!(first_error("api:\n  base_url: ftp://x\n"), @r"
+        /etc/waflow/waflow.yaml:2:13: invalid base_url `ftp://x`: the scheme must be http or https
+          hint: use the API's base path, e.g. https://wonotify.com/api or https://wonotify.com/whatsapp_api
+        ");
+        insta::assert_snapshot!(first_error("api: [\n"), @r"
+        /etc/waflow/waflow.yaml:1:6: expected a mapping here
+          hint: write `key: value` lines, indented under their parent
+        ");
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported() {
+        let err = parse("api:\n  base_url: nope\nserver:\n  listen: nope\n").unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for text in [
+            "\0",
+            "[[[",
+            "api: {",
+            "- - -",
+            "? x",
+            "&a [*a]",
+            "api: !!binary xx",
+            "\t\tfoo",
+        ] {
+            let _ = parse(text);
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! waflow: workflow automation for the hosted "WhatsApp Web API".
+//!
+//! The modules, in the order data flows through them:
+//!
+//! - [`config`]: the config file, read once into typed values.
+//! - [`api`]: the client of the remote API; the only module that knows its shapes.
+//! - [`cli`]: the command line: parse, run the command, map errors to exit codes.
+//! - [`qr`]: drawing the login QR code in a terminal.
+//! - [`secret`]: strings that must never be printed.
+//!
+//! Invariants: the access token never appears in a log line, an error
+//! message or `Debug` output; every parser of outside input returns an
+//! error instead of panicking.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod qr;
+pub mod secret;
