@@ -15,5 +15,6 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod event;
 pub mod qr;
 pub mod secret;

@@ -66,3 +66,64 @@ proptest! {
         let _ = waflow::qr::read_png(&png);
     }
 }
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{Value, json};
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        prop_oneof![
+            Just("messages.upsert".to_owned()),
+            Just("messages.update".to_owned()),
+            Just("received_message".to_owned()),
+            Just("contacts.upsert".to_owned()),
+            Just("call".to_owned()),
+            Just("presence.update".to_owned()),
+            Just("120363025246125486@g.us".to_owned()),
+            Just("1@lid".to_owned()),
+            ".{0,8}",
+        ]
+        .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("event".to_owned()),
+                        Just("data".to_owned()),
+                        Just("messages".to_owned()),
+                        Just("message".to_owned()),
+                        Just("key".to_owned()),
+                        Just("remoteJid".to_owned()),
+                        Just("id".to_owned()),
+                        Just("conversation".to_owned()),
+                        Just("ephemeralMessage".to_owned()),
+                        Just("protocolMessage".to_owned()),
+                        Just("editedMessage".to_owned()),
+                        Just("update".to_owned()),
+                        Just("status".to_owned()),
+                        Just("presences".to_owned()),
+                        Just("message_key".to_owned()),
+                        Just("body_message".to_owned()),
+                        "[a-zA-Z]{1,6}",
+                    ],
+                    inner
+                ),
+                0..5
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn webhook_normalizer_never_panics(body in json_value()) {
+        let _ = waflow::event::normalize(&body, &());
+    }
+}

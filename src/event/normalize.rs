@@ -1,0 +1,671 @@
+//! Every webhook envelope the API family sends, turned into [`Event`]s.
+//!
+//! Three envelopes exist (see the payload notes in the repository docs):
+//! - stock Waziper: `{instance_id, data: {event, data}}`;
+//! - gen-2: `{instance_id, event, data, timestamp}`, messages enriched with `_chat`/`_contact`;
+//! - the `received_message` family: `{instance_id, data: {event, message: {message_key, body_message, …}}}`.
+//!
+//! Inside, the payloads are raw Baileys events. Numbers and timestamps may be
+//! numbers or strings, enums may be numbers or names, fields may be missing.
+//! Nothing here fails: an unknown event or an unreadable message is reported
+//! in [`Normalized`] and skipped.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::jid::{self, JidKind};
+use super::{
+    Call, Contact, Delivery, Event, EventKind, GroupUpdate, Location, Media, Message, MessageType,
+    Presence, StatusUpdate,
+};
+
+/// Wrappers Baileys nests real content in; unwrapped up to [`MAX_UNWRAP`] deep.
+const WRAPPERS: [&str; 9] = [
+    "ephemeralMessage",
+    "viewOnceMessage",
+    "viewOnceMessageV2",
+    "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage",
+    "editedMessage",
+    "associatedChildMessage",
+    "groupStatusMessage",
+    "groupStatusMessageV2",
+];
+const MAX_UNWRAP: usize = 5;
+
+/// Phone numbers learned from `contacts.*` events, by JID (`…@lid` → digits).
+pub trait PhoneBook {
+    /// The phone number of `jid`, if known.
+    fn phone_of(&self, jid: &str) -> Option<String>;
+}
+
+impl PhoneBook for () {
+    fn phone_of(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+impl PhoneBook for HashMap<String, String> {
+    fn phone_of(&self, jid: &str) -> Option<String> {
+        self.get(jid).cloned()
+    }
+}
+
+/// The outcome of reading one webhook body.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Normalized {
+    /// The wire event name (`messages.upsert`), empty when there was none.
+    pub event_name: String,
+    /// The instance id of the envelope.
+    pub instance_id: Option<String>,
+    /// The events found.
+    pub events: Vec<Event>,
+    /// The event name is not one waflow reads: the body is ignored.
+    pub unknown: bool,
+    /// Items skipped inside a known event, with the reason (stub, protocol message, …).
+    pub skipped: Vec<String>,
+}
+
+/// Reads one webhook body. Never fails: see [`Normalized`].
+pub fn normalize(body: &Value, book: &dyn PhoneBook) -> Normalized {
+    let mut out = Normalized {
+        instance_id: body.get("instance_id").and_then(text_of),
+        ..Normalized::default()
+    };
+    let data = body.get("data");
+    let (name, payload) = match data.and_then(|d| d.get("event")).and_then(Value::as_str) {
+        // Stock and received_message: the name sits inside `data`.
+        Some(name) => (
+            name.to_owned(),
+            data.and_then(|d| d.get("data").or_else(|| d.get("message"))),
+        ),
+        // Gen-2: the name at the top, the payload in `data`.
+        None => match body.get("event").and_then(Value::as_str) {
+            Some(name) => (name.to_owned(), data),
+            None => {
+                out.unknown = true;
+                return out;
+            }
+        },
+    };
+    out.event_name = name.clone();
+    let payload = payload.cloned().unwrap_or(Value::Null);
+    let instance = out.instance_id.clone();
+    let mut push = |kind: EventKind| {
+        out.events.push(Event {
+            instance_id: instance.clone(),
+            kind,
+            raw: body.clone(),
+        })
+    };
+    let mut skipped = Vec::new();
+    match name.as_str() {
+        "messages.upsert" => {
+            let (items, delivery) = match &payload {
+                Value::Array(items) => (items.as_slice(), Delivery::Notify),
+                other => (
+                    other
+                        .get("messages")
+                        .and_then(Value::as_array)
+                        .map_or(&[][..], Vec::as_slice),
+                    if other.get("type").and_then(Value::as_str) == Some("append") {
+                        Delivery::Append
+                    } else {
+                        Delivery::Notify
+                    },
+                ),
+            };
+            for item in items {
+                match message(item, delivery, book) {
+                    Ok(m) => push(EventKind::Message(m)),
+                    Err(reason) => skipped.push(reason),
+                }
+            }
+        }
+        "received_message" => match received_message(&payload, book) {
+            Ok(m) => push(EventKind::Message(m)),
+            Err(reason) => skipped.push(reason),
+        },
+        "messages.update" => {
+            for item in as_items(&payload) {
+                match status(item) {
+                    Some(s) => push(EventKind::Status(s)),
+                    None => skipped.push("an update without a delivery status".to_owned()),
+                }
+            }
+        }
+        "presence.update" => {
+            let chat = payload.get("id").and_then(text_of).unwrap_or_default();
+            if let Some(map) = payload.get("presences").and_then(Value::as_object) {
+                for (participant, p) in map {
+                    let state = p
+                        .get("lastKnownPresence")
+                        .and_then(text_of)
+                        .unwrap_or_else(|| "unavailable".to_owned());
+                    let participant = jid::normalize(participant);
+                    push(EventKind::Presence(Presence {
+                        chat: jid::normalize(&chat),
+                        phone: jid::phone(&participant).or_else(|| book.phone_of(&participant)),
+                        participant,
+                        state,
+                    }));
+                }
+            }
+        }
+        "contacts.update" | "contacts.upsert" => {
+            let contacts: Vec<Contact> = as_items(&payload).filter_map(contact).collect();
+            if !contacts.is_empty() {
+                push(EventKind::Contacts(contacts));
+            }
+        }
+        "groups.update" | "groups.upsert" => {
+            let groups: Vec<GroupUpdate> = as_items(&payload)
+                .filter_map(|g| {
+                    Some(GroupUpdate {
+                        id: g.get("id").and_then(text_of)?,
+                        subject: g.get("subject").and_then(text_of),
+                    })
+                })
+                .collect();
+            if !groups.is_empty() {
+                push(EventKind::Groups(groups));
+            }
+        }
+        "call" => {
+            for c in as_items(&payload) {
+                let Some(from) = c.get("from").and_then(text_of) else {
+                    continue;
+                };
+                let from = jid::normalize(&from);
+                push(EventKind::Call(Call {
+                    id: c.get("id").and_then(text_of).unwrap_or_default(),
+                    phone: c
+                        .get("callerPn")
+                        .and_then(text_of)
+                        .and_then(|p| jid::phone_from_any(&p))
+                        .or_else(|| jid::phone(&from))
+                        .or_else(|| book.phone_of(&from)),
+                    from,
+                    status: c.get("status").and_then(text_of).unwrap_or_default(),
+                    is_video: c.get("isVideo").is_some_and(truthy),
+                }));
+            }
+        }
+        _ => out.unknown = true,
+    }
+    out.skipped = skipped;
+    out
+}
+
+/// The items of a payload that is an array, or a single object.
+fn as_items(payload: &Value) -> impl Iterator<Item = &Value> {
+    let items: &[Value] = match payload {
+        Value::Array(items) => items,
+        Value::Object(_) => std::slice::from_ref(payload),
+        _ => &[],
+    };
+    items.iter()
+}
+
+/// One Baileys `WebMessageInfo` → a [`Message`], or why it is not one.
+fn message(item: &Value, delivery: Delivery, book: &dyn PhoneBook) -> Result<Message, String> {
+    let key = item
+        .get("key")
+        .and_then(Value::as_object)
+        .ok_or("a message without a key")?;
+    let id = key
+        .get("id")
+        .and_then(text_of)
+        .ok_or("a message without an id")?;
+    let remote = key
+        .get("remoteJid")
+        .and_then(text_of)
+        .ok_or_else(|| format!("message {id} has no remoteJid"))?;
+    let content = item
+        .get("message")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| format!("message {id} has no content (a stub or a protocol event)"))?;
+    let (content, mut edited) = unwrap(content);
+    let extracted = extract(content).ok_or_else(|| {
+        format!("message {id} carries no user content (protocol or key distribution)")
+    })?;
+    edited |= extracted.edited;
+
+    let chat = jid::normalize(&remote);
+    let is_group = jid::kind(&chat) == JidKind::Group;
+    let enrichment = item.get("_chat");
+    let from_me = key.get("fromMe").is_some_and(truthy);
+    let (sender_jid, phone_fields): (String, [Option<&Value>; 3]) = if is_group {
+        let participant = key
+            .get("participant")
+            .or_else(|| item.get("participant"))
+            .and_then(text_of)
+            .map(|p| jid::normalize(&p))
+            .unwrap_or_default();
+        (
+            participant,
+            [
+                key.get("participantAlt"),
+                key.get("participantPn"),
+                enrichment.and_then(|c| c.get("participant_phone")),
+            ],
+        )
+    } else {
+        (
+            chat.clone(),
+            [
+                key.get("remoteJidAlt"),
+                key.get("senderPn"),
+                enrichment.and_then(|c| c.get("phone")),
+            ],
+        )
+    };
+    let sender_phone = jid::phone(&sender_jid)
+        .or_else(|| {
+            phone_fields
+                .into_iter()
+                .flatten()
+                .filter_map(text_of)
+                .find_map(|v| jid::phone_from_any(&v))
+        })
+        .or_else(|| book.phone_of(&sender_jid));
+    let sender_name = item
+        .get("pushName")
+        .and_then(text_of)
+        .or_else(|| {
+            let field = if is_group { "participant_name" } else { "name" };
+            enrichment.and_then(|c| c.get(field)).and_then(text_of)
+        })
+        .or_else(|| {
+            item.get("_contact")
+                .and_then(|c| c.get("name"))
+                .and_then(text_of)
+        })
+        .or_else(|| item.get("push_name").and_then(text_of));
+
+    Ok(Message {
+        id,
+        is_group,
+        sender: sender_phone.clone().unwrap_or_else(|| sender_jid.clone()),
+        sender_jid,
+        sender_phone,
+        sender_name,
+        from_me,
+        timestamp: item.get("messageTimestamp").and_then(number_of),
+        delivery,
+        kind: extracted.kind,
+        text: extracted.text,
+        button_id: extracted.button_id,
+        media: extracted.media,
+        location: extracted.location,
+        reaction_to: extracted.reaction_to,
+        edited,
+        chat,
+    })
+}
+
+/// The `received_message` envelope's message, mapped onto the Baileys shape.
+fn received_message(payload: &Value, book: &dyn PhoneBook) -> Result<Message, String> {
+    let key = payload
+        .get("message_key")
+        .ok_or("a received_message without message_key")?;
+    let body = payload.get("body_message");
+    let mut content = match body.and_then(|b| b.get("messages")) {
+        Some(Value::Object(map)) if !map.is_empty() => Value::Object(map.clone()),
+        _ => Value::Object(Map::new()),
+    };
+    // Legacy button replies sit directly in `messages` in this family.
+    if let Some(map) = content.as_object_mut()
+        && map.contains_key("selectedButtonId")
+        && !map.contains_key("buttonsResponseMessage")
+    {
+        let inner = Value::Object(std::mem::take(map));
+        map.insert("buttonsResponseMessage".into(), inner);
+    }
+    let text = body.and_then(|b| b.get("content")).and_then(text_of);
+    if extract(&content).is_none()
+        && let Some(text) = &text
+    {
+        content = serde_json::json!({ "conversation": text });
+    }
+    let mut item = serde_json::json!({ "key": key, "message": content });
+    if let Some(name) = payload.get("push_name") {
+        item["pushName"] = name.clone();
+    }
+    if let Some(ts) = payload
+        .get("timestamp")
+        .or_else(|| payload.get("messageTimestamp"))
+    {
+        item["messageTimestamp"] = ts.clone();
+    }
+    let mut m = message(&item, Delivery::Notify, book)?;
+    if m.sender_phone.is_none()
+        && let Some(phone) = payload
+            .get("from_contact")
+            .and_then(text_of)
+            .and_then(|p| jid::phone_from_any(&p))
+        && !m.is_group
+    {
+        m.sender = phone.clone();
+        m.sender_phone = Some(phone);
+    }
+    if m.kind == MessageType::Text
+        && let Some(text) = text
+    {
+        m.text = Some(text);
+    }
+    Ok(m)
+}
+
+/// Follows wrappers to the real content; `true` when an edit wrapper was crossed.
+fn unwrap(mut content: &Value) -> (&Value, bool) {
+    let mut edited = false;
+    for _ in 0..MAX_UNWRAP {
+        let inner = WRAPPERS.iter().find_map(|w| {
+            content
+                .get(*w)
+                .and_then(|v| v.get("message"))
+                .filter(|m| m.is_object())
+                .map(|m| (*w, m))
+        });
+        match inner {
+            Some((wrapper, inner)) => {
+                edited |= wrapper == "editedMessage";
+                content = inner;
+            }
+            None => break,
+        }
+    }
+    (content, edited)
+}
+
+struct Extracted {
+    kind: MessageType,
+    text: Option<String>,
+    button_id: Option<String>,
+    media: Option<Media>,
+    location: Option<Location>,
+    reaction_to: Option<String>,
+    edited: bool,
+}
+
+impl Extracted {
+    fn new(kind: MessageType, text: Option<String>) -> Self {
+        Extracted {
+            kind,
+            text,
+            button_id: None,
+            media: None,
+            location: None,
+            reaction_to: None,
+            edited: false,
+        }
+    }
+}
+
+/// The type, text and details of unwrapped content; `None` when it holds nothing a person sent.
+fn extract(content: &Value) -> Option<Extracted> {
+    let get = |path: &[&str]| -> Option<String> {
+        let mut at = content;
+        for key in path {
+            at = at.get(key)?;
+        }
+        text_of(at).filter(|s| !s.is_empty())
+    };
+    if let Some(text) = get(&["conversation"]) {
+        return Some(Extracted::new(MessageType::Text, Some(text)));
+    }
+    if let Some(text) = get(&["extendedTextMessage", "text"]) {
+        return Some(Extracted::new(MessageType::Text, Some(text)));
+    }
+    for (field, kind) in [
+        ("imageMessage", MessageType::Image),
+        ("videoMessage", MessageType::Video),
+        ("ptvMessage", MessageType::Video),
+        ("audioMessage", MessageType::Audio),
+        ("documentMessage", MessageType::Document),
+        ("stickerMessage", MessageType::Sticker),
+    ] {
+        if let Some(m) = content.get(field).filter(|m| m.is_object()) {
+            let caption = m.get("caption").and_then(text_of).filter(|s| !s.is_empty());
+            let mut e = Extracted::new(kind, caption.clone());
+            e.media = Some(Media {
+                url: m.get("url").and_then(text_of),
+                mimetype: m.get("mimetype").and_then(text_of),
+                filename: m.get("fileName").and_then(text_of),
+                caption,
+            });
+            return Some(e);
+        }
+    }
+    if let Some(m) = content.get("buttonsResponseMessage") {
+        let mut e = Extracted::new(
+            MessageType::Button,
+            m.get("selectedDisplayText").and_then(text_of),
+        );
+        e.button_id = m.get("selectedButtonId").and_then(text_of);
+        return Some(e);
+    }
+    if let Some(m) = content.get("templateButtonReplyMessage") {
+        let mut e = Extracted::new(
+            MessageType::Button,
+            m.get("selectedDisplayText").and_then(text_of),
+        );
+        e.button_id = m.get("selectedId").and_then(text_of);
+        return Some(e);
+    }
+    if let Some(m) = content.get("listResponseMessage") {
+        let mut e = Extracted::new(MessageType::List, m.get("title").and_then(text_of));
+        e.button_id = m
+            .get("singleSelectReply")
+            .and_then(|r| r.get("selectedRowId"))
+            .and_then(text_of);
+        return Some(e);
+    }
+    if let Some(m) = content.get("interactiveResponseMessage") {
+        let flow = m.get("nativeFlowResponseMessage");
+        let params: Option<Value> = flow
+            .and_then(|f| f.get("paramsJson"))
+            .and_then(Value::as_str)
+            .and_then(|s| serde_json::from_str(s).ok());
+        let kind = match flow.and_then(|f| f.get("name")).and_then(Value::as_str) {
+            Some("single_select") => MessageType::List,
+            _ => MessageType::Button,
+        };
+        let mut e = Extracted::new(
+            kind,
+            m.get("body")
+                .and_then(|b| b.get("text"))
+                .and_then(text_of)
+                .or_else(|| {
+                    params
+                        .as_ref()
+                        .and_then(|p| p.get("title"))
+                        .and_then(text_of)
+                })
+                .or_else(|| {
+                    params
+                        .as_ref()
+                        .and_then(|p| p.get("display_text"))
+                        .and_then(text_of)
+                }),
+        );
+        e.button_id = params.as_ref().and_then(|p| p.get("id")).and_then(text_of);
+        return Some(e);
+    }
+    for field in ["locationMessage", "liveLocationMessage"] {
+        if let Some(m) = content.get(field).filter(|m| m.is_object()) {
+            let name = m.get("name").and_then(text_of);
+            let address = m.get("address").and_then(text_of);
+            let mut e = Extracted::new(MessageType::Location, name.clone().or(address.clone()));
+            e.location = Some(Location {
+                latitude: m.get("degreesLatitude").and_then(float_of),
+                longitude: m.get("degreesLongitude").and_then(float_of),
+                name,
+                address,
+            });
+            return Some(e);
+        }
+    }
+    if let Some(m) = content.get("contactMessage") {
+        return Some(Extracted::new(
+            MessageType::Contact,
+            m.get("displayName").and_then(text_of),
+        ));
+    }
+    if let Some(m) = content.get("contactsArrayMessage") {
+        return Some(Extracted::new(
+            MessageType::Contact,
+            m.get("displayName").and_then(text_of),
+        ));
+    }
+    if let Some(m) = content.get("reactionMessage") {
+        let mut e = Extracted::new(MessageType::Reaction, m.get("text").and_then(text_of));
+        e.reaction_to = m.get("key").and_then(|k| k.get("id")).and_then(text_of);
+        return Some(e);
+    }
+    for field in [
+        "pollCreationMessage",
+        "pollCreationMessageV2",
+        "pollCreationMessageV3",
+    ] {
+        if let Some(m) = content.get(field) {
+            return Some(Extracted::new(
+                MessageType::Poll,
+                m.get("name").and_then(text_of),
+            ));
+        }
+    }
+    if let Some(p) = content.get("protocolMessage") {
+        // An edit arriving as a protocol message carries the new content.
+        let edited = p.get("editedMessage").filter(|m| m.is_object())?;
+        let (inner, _) = unwrap(edited);
+        let mut e = extract(inner)?;
+        e.edited = true;
+        return Some(e);
+    }
+    let ignorable = ["messageContextInfo", "senderKeyDistributionMessage"];
+    let map = content.as_object()?;
+    if map.keys().all(|k| ignorable.contains(&k.as_str())) {
+        return None;
+    }
+    Some(Extracted::new(MessageType::Other, None))
+}
+
+/// A `messages.update` item with a delivery status.
+fn status(item: &Value) -> Option<StatusUpdate> {
+    let key = item.get("key")?;
+    let update = item.get("update")?;
+    let raw = update.get("status")?;
+    let (code, name) = match raw {
+        Value::Number(n) => {
+            let code = n.as_i64()?;
+            (code, status_name(code)?.to_owned())
+        }
+        Value::String(s) => match s.parse::<i64>() {
+            Ok(code) => (code, status_name(code)?.to_owned()),
+            Err(_) => {
+                let code = match s.to_ascii_uppercase().as_str() {
+                    "ERROR" | "FAILED" => 0,
+                    "PENDING" => 1,
+                    "SERVER_ACK" | "SENT" => 2,
+                    "DELIVERY_ACK" | "DELIVERED" => 3,
+                    "READ" => 4,
+                    "PLAYED" => 5,
+                    _ => return None,
+                };
+                (code, status_name(code)?.to_owned())
+            }
+        },
+        _ => return None,
+    };
+    let chat = jid::normalize(&key.get("remoteJid").and_then(text_of).unwrap_or_default());
+    Some(StatusUpdate {
+        id: key.get("id").and_then(text_of)?,
+        phone: jid::phone(&chat),
+        chat,
+        code,
+        name,
+        error: update
+            .get("messageStubParameters")
+            .and_then(|p| p.get(0))
+            .and_then(text_of),
+    })
+}
+
+fn status_name(code: i64) -> Option<&'static str> {
+    Some(match code {
+        0 => "failed",
+        1 => "pending",
+        2 => "sent",
+        3 => "delivered",
+        4 => "read",
+        5 => "played",
+        _ => return None,
+    })
+}
+
+/// A `contacts.*` item; `None` without an id.
+fn contact(item: &Value) -> Option<Contact> {
+    let id = jid::normalize(&item.get("id").and_then(text_of)?);
+    let phone = item
+        .get("phoneNumber")
+        .and_then(text_of)
+        .and_then(|p| jid::phone_from_any(&p))
+        .or_else(|| jid::phone(&id));
+    let lid = item
+        .get("lid")
+        .and_then(text_of)
+        .map(|l| jid::normalize(&l))
+        .or_else(|| (jid::kind(&id) == JidKind::Lid).then(|| id.clone()));
+    let name = ["name", "notify", "verifiedName"]
+        .iter()
+        .find_map(|k| item.get(*k).and_then(text_of));
+    Some(Contact {
+        id,
+        lid,
+        phone,
+        name,
+    })
+}
+
+/// A string, or a number written as one.
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An integer from a number, a numeric string, or a protobuf Long `{low, high}`.
+fn number_of(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Object(o) => {
+            let low = o.get("low")?.as_i64()?;
+            let high = o.get("high").and_then(Value::as_i64).unwrap_or(0);
+            Some((high << 32) | (low & 0xffff_ffff))
+        }
+        _ => None,
+    }
+}
+
+fn float_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::String(s) => s == "true" || s == "1",
+        Value::Number(n) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
