@@ -17,4 +17,5 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod qr;
+pub mod schedule;
 pub mod secret;
