@@ -17,5 +17,6 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod qr;
+pub mod rules;
 pub mod schedule;
 pub mod secret;

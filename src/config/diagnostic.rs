@@ -202,6 +202,8 @@ pub fn from_yaml<T: DeserializeOwned>(
 ) -> Result<T, Diagnostic> {
     let mut options = serde_saphyr::Options::default().with_properties(env.clone());
     options.with_snippet = false;
+    // YAML 1.2 booleans only: `yes`, `no`, `on`, `off` stay strings (button ids, answers).
+    options.strict_booleans = true;
     serde_saphyr::from_str_with_options(text, options)
         .map_err(|err| Diagnostic::from_yaml_error(file, &err))
 }

@@ -286,3 +286,85 @@ pub struct Fire {
     /// The occurrence, as an instant.
     pub at: jiff::Timestamp,
 }
+
+/// A message described in a few words, for `simulate --text` and rule tests.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShortMessage {
+    /// The text (or the button / row label).
+    pub text: Option<String>,
+    /// The sender's phone number; default `84900000001`.
+    pub from: Option<String>,
+    /// A group id (`…@g.us`): the message is in that group.
+    pub group: Option<String>,
+    /// The message type; default `text`, or `button` with `button_id`.
+    #[serde(rename = "type")]
+    pub kind: Option<MessageType>,
+    /// The id of a chosen button or list row.
+    pub button_id: Option<String>,
+    /// The sender's display name; default `Test User`.
+    pub sender_name: Option<String>,
+    /// Sent by this number.
+    #[serde(default)]
+    pub from_me: bool,
+    /// The message id; default derived from the other fields.
+    pub id: Option<String>,
+}
+
+/// The sender of short messages that name none.
+pub const DEFAULT_SENDER: &str = "84900000001";
+
+impl ShortMessage {
+    /// The event this describes, sent at `now`.
+    pub fn into_event(self, instance_id: &str, now: jiff::Timestamp) -> Event {
+        let sender = self
+            .from
+            .as_deref()
+            .and_then(jid::phone_from_any)
+            .unwrap_or_else(|| DEFAULT_SENDER.to_owned());
+        let sender_jid = format!("{sender}@s.whatsapp.net");
+        let chat = self.group.clone().unwrap_or_else(|| sender_jid.clone());
+        let kind = self.kind.unwrap_or(if self.button_id.is_some() {
+            MessageType::Button
+        } else {
+            MessageType::Text
+        });
+        let id = self.id.clone().unwrap_or_else(|| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (
+                &self.text,
+                &sender,
+                &self.group,
+                &self.button_id,
+                now.as_second(),
+            )
+                .hash(&mut h);
+            format!("SIM{:016X}", h.finish())
+        });
+        let message = Message {
+            id,
+            is_group: self.group.is_some(),
+            chat,
+            sender: sender.clone(),
+            sender_jid,
+            sender_phone: Some(sender),
+            sender_name: Some(self.sender_name.unwrap_or_else(|| "Test User".into())),
+            from_me: self.from_me,
+            timestamp: Some(now.as_second()),
+            delivery: Delivery::Notify,
+            kind,
+            text: self.text,
+            button_id: self.button_id,
+            media: None,
+            location: None,
+            reaction_to: None,
+            edited: false,
+        };
+        Event {
+            instance_id: Some(instance_id.to_owned()),
+            kind: EventKind::Message(message),
+            raw: Value::Null,
+        }
+    }
+}

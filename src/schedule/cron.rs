@@ -195,11 +195,6 @@ impl Cron {
         let is_last = date.day() + 7 > date.last_of_month().day();
         is_last && w.last.iter().any(|&d| d as i8 == weekday)
     }
-
-    /// The hours this expression can fire in, for a quick skip of whole hours.
-    pub(crate) fn hour_allowed(&self, hour: i8) -> bool {
-        bit(self.hours, hour)
-    }
 }
 
 impl fmt::Display for Cron {

@@ -1,0 +1,202 @@
+//! What evaluating the rules produces: planned actions, not performed ones.
+//!
+//! A [`PlannedAction`] is a typed API request or a state change, fully
+//! rendered. Executing it is the daemon's job; showing it is `simulate`'s;
+//! comparing it with an expectation is `waflow test`'s. [`PlannedAction::display`]
+//! is the one readable form all three share.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api::{ApiRequest, Button, Content, TemplateMessage};
+use crate::config::units::format_duration;
+
+/// One action, rendered and ready to perform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum PlannedAction {
+    /// A call of the remote API that sends a message.
+    Send {
+        /// The request.
+        request: ApiRequest,
+        /// The action said `allow_repeat: true`.
+        #[serde(default)]
+        allow_repeat: bool,
+        /// The action said `allow_cold: true`.
+        #[serde(default)]
+        allow_cold: bool,
+    },
+    /// A call of another system.
+    Http(HttpCall),
+    /// Set per-chat state keys.
+    Set {
+        /// The values.
+        values: BTreeMap<String, Value>,
+    },
+    /// Remove per-chat state keys.
+    Clear {
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// Wait before the next action.
+    Delay {
+        /// How long, in milliseconds.
+        millis: u64,
+    },
+    /// Write a log line.
+    Log {
+        /// The text.
+        text: String,
+    },
+}
+
+/// An `http` action, rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpCall {
+    /// GET, POST, …
+    pub method: String,
+    /// The URL.
+    pub url: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    /// A text body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl PlannedAction {
+    /// A `delay` of `d`.
+    pub fn delay(d: Duration) -> Self {
+        PlannedAction::Delay {
+            millis: d.as_millis() as u64,
+        }
+    }
+
+    /// The readable form used by `simulate` and by the expectations of `waflow test`:
+    /// `{send: {to, text}}`, `{send_group: {group, media, …}}`, `{send_buttons: …}`,
+    /// `{send_list: …}`, `{send_template: …}`, `{http: …}`, `{set: …}`, `{clear: […]}`,
+    /// `{delay: "2s"}`, `{log: "…"}`.
+    pub fn display(&self) -> Value {
+        match self {
+            PlannedAction::Send { request, .. } => display_request(request),
+            PlannedAction::Http(call) => json!({ "http": call }),
+            PlannedAction::Set { values } => json!({ "set": values }),
+            PlannedAction::Clear { keys } => json!({ "clear": keys }),
+            PlannedAction::Delay { millis } => {
+                json!({ "delay": format_duration(Duration::from_millis(*millis)) })
+            }
+            PlannedAction::Log { text } => json!({ "log": text }),
+        }
+    }
+}
+
+fn display_request(request: &ApiRequest) -> Value {
+    let content = |map: &mut serde_json::Map<String, Value>, content: &Content| match content {
+        Content::Text { text } => {
+            map.insert("text".into(), json!(text));
+        }
+        Content::Media {
+            media_url,
+            filename,
+            caption,
+        } => {
+            map.insert("media".into(), json!(media_url));
+            if let Some(f) = filename {
+                map.insert("filename".into(), json!(f));
+            }
+            if let Some(c) = caption {
+                map.insert("text".into(), json!(c));
+            }
+        }
+    };
+    match request {
+        ApiRequest::Send { number, content: c } => {
+            let mut map = serde_json::Map::new();
+            map.insert("to".into(), json!(number));
+            content(&mut map, c);
+            json!({ "send": map })
+        }
+        ApiRequest::SendGroup {
+            group_id,
+            content: c,
+        } => {
+            let mut map = serde_json::Map::new();
+            map.insert("group".into(), json!(group_id));
+            content(&mut map, c);
+            json!({ "send_group": map })
+        }
+        ApiRequest::SendTemplate { number, message } => {
+            match message {
+                TemplateMessage::Interactive(m) => {
+                    let mut v = json!({ "to": number, "text": m.text, "buttons": display_buttons(&m.buttons) });
+                    put(&mut v, "title", &m.title);
+                    put(&mut v, "footer", &m.footer);
+                    json!({ "send_buttons": v })
+                }
+                TemplateMessage::Template(m) => {
+                    let mut v = json!({ "to": number, "text": m.text, "buttons": display_buttons(&m.buttons) });
+                    put(&mut v, "footer", &m.footer);
+                    json!({ "send_template": v })
+                }
+                TemplateMessage::List(m) => {
+                    let mut v = json!({ "to": number, "text": m.text, "button": m.button, "sections": m.sections });
+                    put(&mut v, "title", &m.title);
+                    put(&mut v, "footer", &m.footer);
+                    json!({ "send_list": v })
+                }
+            }
+        }
+        other => json!({ other.endpoint(): {} }),
+    }
+}
+
+fn put(v: &mut Value, key: &str, value: &Option<String>) {
+    if let (Some(map), Some(value)) = (v.as_object_mut(), value) {
+        map.insert(key.into(), json!(value));
+    }
+}
+
+fn display_buttons(buttons: &[Button]) -> Vec<Value> {
+    buttons
+        .iter()
+        .map(|b| match b {
+            Button::QuickReply { text, id } => json!({ "id": id, "text": text }),
+            Button::Url { text, url } => json!({ "url": url, "text": text }),
+            Button::Call { text, phone } => json!({ "call": phone, "text": text }),
+            Button::Copy { text, code } => json!({ "copy": code, "text": text }),
+        })
+        .collect()
+}
+
+/// The plan of one matched rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RulePlan {
+    /// The rule's name.
+    pub rule: String,
+    /// The rule's position in the rule set.
+    pub rule_index: usize,
+    /// The chat the rule acted in (state and cooldown key), if the event has one.
+    pub chat: Option<String>,
+    /// The actions, rendered, in order.
+    pub actions: Vec<PlannedAction>,
+    /// Actions from this index on wait for the result of the `http` action before them.
+    pub continue_at: Option<usize>,
+    /// The action that failed to render, and why; the rule stops there.
+    pub failed: Option<ActionFailure>,
+}
+
+/// An action that could not be planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionFailure {
+    /// Its index among the rule's actions.
+    pub action: usize,
+    /// Why.
+    pub message: String,
+}

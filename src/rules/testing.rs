@@ -1,0 +1,1 @@
+//! Rule unit tests (`waflow test`): placeholder replaced below.
