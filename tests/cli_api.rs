@@ -390,7 +390,7 @@ async fn bad_input_exits_1_and_usage_errors_exit_2() {
     assert_eq!(
         stderr(&o),
         format!(
-            "error: {}:2:3: unknown key `acces_token`\n  hint: did you mean `access_token`?\n",
+            "{}:2:3: unknown key `acces_token`\n  hint: did you mean `access_token`?\n1 problem found\n",
             s.config().display()
         )
     );

@@ -5,9 +5,13 @@
 //! contract: 0 ok, 1 invalid input or a failed check, 2 usage error (clap),
 //! 3 the remote API refused or could not be reached.
 
+mod check;
 mod instance;
 mod output;
+pub mod schema;
 mod send;
+mod simulate;
+mod test;
 mod webhook;
 
 use std::path::PathBuf;
@@ -17,6 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::api::{ApiClient, ApiError};
 use crate::config::{Config, ConfigError};
+use crate::rules::{LoadOptions, RuleSet};
 
 pub use output::Output;
 
@@ -57,6 +62,14 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Validate the config and the rules; every problem as FILE:LINE:COL
+    Check,
+    /// Run rule unit tests (YAML files or folders of them)
+    Test(test::TestArgs),
+    /// Show which rules an event matches and the API calls they would make
+    Simulate(simulate::SimulateArgs),
+    /// Print the JSON Schema of rule files (for editor completion)
+    Schema,
     /// Send a text or a file to a phone number
     Send(send::SendArgs),
     /// Send a text or a file to a group
@@ -88,6 +101,9 @@ pub enum CliError {
     /// Writing output failed: exit 1.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A check or test failed; its report is already printed: exit 1.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CliError {
@@ -114,6 +130,13 @@ pub async fn main(cli: Cli) -> ExitCode {
 
 async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
     match &cli.command {
+        Command::Check => check::run(cli, out),
+        Command::Test(args) => test::run(cli, args, out),
+        Command::Simulate(args) => simulate::run(cli, args, out),
+        Command::Schema => {
+            schema::run();
+            Ok(())
+        }
         Command::Send(args) => send::send(&api_client(cli)?, args, out).await,
         Command::SendGroup(args) => send::send_group(&api_client(cli)?, args, out).await,
         Command::SendButtons(args) => send::send_buttons(&api_client(cli)?, args, out).await,
@@ -130,6 +153,16 @@ pub fn load_config(cli: &Cli) -> Result<Config, CliError> {
         tracing::info!(path = %path.display(), "no config given; using the embedded default");
     }
     Ok(Config::load(&path)?)
+}
+
+/// The rules the config points at.
+pub fn load_rules(config: &Config) -> Result<RuleSet, CliError> {
+    let options = LoadOptions {
+        zone: config.timezone.clone(),
+        vars: config.vars.clone(),
+        env: std::env::vars().collect(),
+    };
+    RuleSet::load(&config.rules, &options).map_err(|d| CliError::Config(ConfigError::Invalid(d)))
 }
 
 /// The API client of the loaded config.

@@ -30,7 +30,18 @@ impl Output {
 
     /// Prints a failure.
     pub fn error(&self, err: &CliError) {
-        eprintln!("error: {err}");
+        match err {
+            // Located problems stand alone, one per line: FILE:LINE:COL: message.
+            CliError::Config(crate::config::ConfigError::Invalid(problems)) => {
+                eprintln!("{problems}");
+                eprintln!(
+                    "{} problem{} found",
+                    problems.0.len(),
+                    if problems.0.len() == 1 { "" } else { "s" }
+                );
+            }
+            _ => eprintln!("error: {err}"),
+        }
         if self.json {
             let class = match err {
                 CliError::Api(api) => match api.class() {

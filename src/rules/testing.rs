@@ -1,1 +1,339 @@
-//! Rule unit tests (`waflow test`): placeholder replaced below.
+//! Rule unit tests (`waflow test`): given an event, expect these planned actions.
+//!
+//! A test file names the rules it tests and a list of cases, each an event in
+//! short form (or a webhook payload file, a hook call, a schedule firing),
+//! optional `now` and per-chat `state`, and the expected actions in the
+//! readable form of [`PlannedAction::display`] (plus `reply:` as a shorthand
+//! for "a send to the chat of the event"). Objects in expectations are
+//! compared as subsets: keys left out are not checked.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::raw::Sp;
+use super::state::MemoryState;
+use super::{EvalInput, LoadOptions, PlannedAction, RuleSet};
+use crate::config::diagnostic::from_yaml;
+use crate::config::{Config, Diagnostic, Diagnostics, Zone};
+use crate::event::{Event, EventKind, Fire, Hook, ReplyTarget, ShortMessage, normalize};
+
+/// The instance id of test events.
+const TEST_INSTANCE: &str = "test";
+/// `now` of cases that give none: a Monday noon, UTC.
+pub const DEFAULT_NOW: &str = "2026-01-05T12:00:00Z";
+
+/// A test file.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestFile {
+    /// A config file (relative to this file) whose rules, vars and timezone to use.
+    pub config: Option<String>,
+    /// A rules file or folder (relative to this file); overrides the config's.
+    pub rules: Option<String>,
+    /// Template variables; merged over the config's.
+    #[serde(default)]
+    pub vars: serde_json::Map<String, Value>,
+    /// The default zone; overrides the config's.
+    #[schemars(with = "Option<String>")]
+    pub timezone: Option<Zone>,
+    /// Default `now` of the cases (RFC 3339).
+    pub now: Option<String>,
+    /// The cases.
+    #[schemars(with = "Vec<TestCase>")]
+    pub tests: Vec<Sp<TestCase>>,
+}
+
+/// One case.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// What the case shows.
+    pub name: String,
+    /// The time of the event (RFC 3339).
+    pub now: Option<String>,
+    /// Per-chat state before the event.
+    #[serde(default)]
+    pub state: BTreeMap<String, Value>,
+    /// A message in short form.
+    pub event: Option<ShortMessage>,
+    /// A webhook payload file (relative to the test file).
+    pub payload: Option<String>,
+    /// A call of `POST /hooks/{name}`.
+    pub hook: Option<HookCase>,
+    /// The name of a schedule rule that fires.
+    pub schedule: Option<String>,
+    /// The expected actions, in order; `[]` for "nothing happens".
+    pub expect: Vec<Value>,
+    /// Optional: the names of the rules expected to match.
+    pub matched: Option<Vec<String>>,
+}
+
+/// A hook call in a test.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HookCase {
+    /// The hook name.
+    pub name: String,
+    /// The JSON body.
+    #[serde(default)]
+    pub body: Value,
+    /// Headers.
+    #[serde(default)]
+    pub headers: serde_json::Map<String, Value>,
+    /// Query parameters.
+    #[serde(default)]
+    pub query: serde_json::Map<String, Value>,
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    /// Where the case is.
+    pub location: String,
+    /// Its name.
+    pub name: String,
+    /// `None` when it passed; else what went wrong, readable.
+    pub failure: Option<String>,
+}
+
+/// Runs every case of the test file at `path`. `config` is the command
+/// line's config, used when the file names neither `config` nor `rules`.
+pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics::from(Diagnostic::file_level(
+            path,
+            format!("cannot read the test file: {e}"),
+        ))
+    })?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let file: TestFile = from_yaml(path, &text, &env)?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let loaded;
+    let config = match &file.config {
+        Some(c) => {
+            loaded = Config::load(&folder.join(c)).map_err(|e| match e {
+                crate::config::ConfigError::Invalid(d) => d,
+                other => Diagnostic::file_level(path, other.to_string()).into(),
+            })?;
+            Some(&loaded)
+        }
+        None => config,
+    };
+    let rules_path: PathBuf = match (&file.rules, config) {
+        (Some(r), _) => folder.join(r),
+        (None, Some(c)) => c.rules.clone(),
+        (None, None) => {
+            return Err(Diagnostic::file_level(path, "the test file names no rules")
+                .with_hint("add `rules: ../rules.yaml` (relative to the test file), or `config:`")
+                .into());
+        }
+    };
+    let mut vars = config.map(|c| c.vars.clone()).unwrap_or_default();
+    vars.extend(file.vars.clone());
+    let options = LoadOptions {
+        zone: file
+            .timezone
+            .clone()
+            .or_else(|| config.map(|c| c.timezone.clone()))
+            .unwrap_or_default(),
+        vars,
+        env,
+    };
+    let rules = RuleSet::load(&rules_path, &options)?;
+    let default_now = file.now.as_deref().unwrap_or(DEFAULT_NOW);
+    let mut results = Vec::new();
+    for case in &file.tests {
+        let location = format!("{}:{}", path.display(), case.line);
+        let failure = run_case(&rules, &case.value, folder, default_now).err();
+        results.push(CaseResult {
+            location,
+            name: case.value.name.clone(),
+            failure,
+        });
+    }
+    Ok(results)
+}
+
+fn run_case(
+    rules: &RuleSet,
+    case: &TestCase,
+    folder: &Path,
+    default_now: &str,
+) -> Result<(), String> {
+    let now_text = case.now.as_deref().unwrap_or(default_now);
+    let now: jiff::Timestamp = now_text
+        .parse()
+        .map_err(|e| format!("`now: {now_text}` is not an RFC 3339 time: {e}"))?;
+    let events = case_events(case, folder, now)?;
+    let mut memory = MemoryState::default();
+    let mut actual = Vec::new();
+    let mut matched = Vec::new();
+    let mut targets = Vec::new();
+    for event in &events {
+        if let Some(chat) = super::chat_of(event) {
+            memory.set(TEST_INSTANCE, &chat, &case.state);
+        }
+        let input = EvalInput {
+            now,
+            memory: &memory,
+            ignore_older_than: None,
+        };
+        let evaluation = rules.evaluate(event, &input);
+        for plan in evaluation.plans {
+            matched.push(plan.rule.clone());
+            actual.extend(plan.actions.iter().map(PlannedAction::display));
+            if let Some(f) = plan.failed {
+                actual.push(json!({ "failed": format!("rule `{}`, action {}: {}", plan.rule, f.action + 1, f.message) }));
+            }
+        }
+        if let EventKind::Message(m) = &event.kind {
+            targets.push(m.reply_target());
+        }
+    }
+    let expected: Vec<Value> = case
+        .expect
+        .iter()
+        .map(|e| expand_reply(e, targets.first()))
+        .collect::<Result<_, _>>()?;
+    let mut problems = Vec::new();
+    if let Some(names) = &case.matched
+        && names != &matched
+    {
+        problems.push(format!(
+            "matched rules: expected {names:?}, got {matched:?}"
+        ));
+    }
+    if !(expected.len() == actual.len() && expected.iter().zip(&actual).all(|(e, a)| subset(e, a)))
+    {
+        problems.push(diff(&expected, &actual));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// The events of a case: exactly one of `event`, `payload`, `hook`, `schedule`.
+fn case_events(case: &TestCase, folder: &Path, now: jiff::Timestamp) -> Result<Vec<Event>, String> {
+    let given = [
+        case.event.is_some(),
+        case.payload.is_some(),
+        case.hook.is_some(),
+        case.schedule.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err("give exactly one of `event`, `payload`, `hook`, `schedule`".into());
+    }
+    if let Some(short) = &case.event {
+        return Ok(vec![short.clone().into_event(TEST_INSTANCE, now)]);
+    }
+    if let Some(file) = &case.payload {
+        let path = folder.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read payload {}: {e}", path.display()))?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("payload {} is not JSON: {e}", path.display()))?;
+        let mut events = normalize(&body, &()).events;
+        for e in &mut events {
+            e.instance_id = Some(TEST_INSTANCE.into());
+        }
+        return Ok(events);
+    }
+    if let Some(hook) = &case.hook {
+        return Ok(vec![Event {
+            instance_id: None,
+            kind: EventKind::Hook(Hook {
+                name: hook.name.clone(),
+                body: hook.body.clone(),
+                headers: hook.headers.clone(),
+                query: hook.query.clone(),
+                id: "test".into(),
+            }),
+            raw: hook.body.clone(),
+        }]);
+    }
+    let rule = case.schedule.clone().unwrap_or_default();
+    Ok(vec![Event {
+        instance_id: None,
+        kind: EventKind::Schedule(Fire { rule, at: now }),
+        raw: Value::Null,
+    }])
+}
+
+/// `reply: X` in an expectation means a send to the chat of the event.
+fn expand_reply(expected: &Value, target: Option<&ReplyTarget>) -> Result<Value, String> {
+    let Some(reply) = expected.get("reply") else {
+        return Ok(expected.clone());
+    };
+    let (action, key, recipient) = match target {
+        Some(ReplyTarget::Number(n)) => ("send", "to", n),
+        Some(ReplyTarget::Group(g)) => ("send_group", "group", g),
+        None => return Err("`reply` in `expect` needs a message event".into()),
+    };
+    // The recipient first, as in the actual actions, so diffs line up.
+    let mut fields = serde_json::Map::new();
+    fields.insert(key.into(), json!(recipient));
+    match reply {
+        Value::Object(map) => fields.extend(map.clone()),
+        other => {
+            fields.insert("text".into(), other.clone());
+        }
+    }
+    Ok(json!({ action: fields }))
+}
+
+/// Whether `actual` holds everything `expected` says (objects as subsets, scalars by text).
+pub fn subset(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|av| subset(v, av))),
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| subset(x, y))
+        }
+        (Value::String(e), Value::Number(a)) | (Value::Number(a), Value::String(e)) => {
+            *e == a.to_string()
+        }
+        (e, a) => e == a,
+    }
+}
+
+/// A readable line diff of expected and actual actions.
+fn diff(expected: &[Value], actual: &[Value]) -> String {
+    let show = |v: &[Value]| {
+        if v.is_empty() {
+            "(no actions)\n".to_owned()
+        } else {
+            v.iter().map(|a| format!("- {a}\n")).collect::<String>()
+        }
+    };
+    let (e, a) = (show(expected), show(actual));
+    let mut out = String::from("actions differ (- expected, + actual):\n");
+    for change in similar::TextDiff::from_lines(&e, &a).iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => "-",
+            similar::ChangeTag::Insert => "+",
+            similar::ChangeTag::Equal => " ",
+        };
+        out.push_str(&format!("  {sign} {}", change));
+    }
+    out.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets() {
+        let actual = json!({"send": {"to": "84933313000", "text": "hi"}});
+        assert!(subset(&json!({"send": {"text": "hi"}}), &actual));
+        assert!(subset(&json!({"send": {"to": 84933313000u64}}), &actual));
+        assert!(!subset(&json!({"send": {"text": "ho"}}), &actual));
+        assert!(!subset(&json!({"send_group": {}}), &actual));
+    }
+}
