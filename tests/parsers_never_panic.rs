@@ -127,3 +127,52 @@ proptest! {
         let _ = waflow::event::normalize(&body, &());
     }
 }
+
+fn rules_like() -> impl Strategy<Value = String> {
+    let pieces = prop::collection::vec(
+        prop_oneof![
+            Just("rules:\n".to_owned()),
+            Just("  - name: r\n".to_owned()),
+            Just("    on: message\n".to_owned()),
+            Just("    on: schedule\n".to_owned()),
+            Just("    on: webhook\n    hook: h\n".to_owned()),
+            Just("    match: { text: '".to_owned()),
+            Just("    cron: '".to_owned()),
+            Just("' }\n".to_owned()),
+            Just("    actions:\n".to_owned()),
+            Just("      - reply: \"".to_owned()),
+            Just("      - send_buttons: { text: x, buttons: [ { id: a, text: b } ] }\n".to_owned()),
+            Just("      - set: { k: \"{{ msg.text }}\" }\n".to_owned()),
+            Just("{{ msg.".to_owned()),
+            Just("{% if %}".to_owned()),
+            Just("}}".to_owned()),
+            Just("\"\n".to_owned()),
+            Just("(?P<".to_owned()),
+            Just("[".to_owned()),
+            Just("*/".to_owned()),
+            Just("&a ".to_owned()),
+            Just("*a".to_owned()),
+            "[ -~]{0,10}",
+            any::<String>(),
+        ],
+        0..30,
+    );
+    pieces.prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn rule_loader_never_panics(text in rules_like()) {
+        let _ = waflow::rules::RuleSet::compile(
+            &[(std::path::PathBuf::from("fuzz.yaml"), text)],
+            &waflow::rules::LoadOptions::default(),
+        );
+    }
+
+    #[test]
+    fn cron_parser_never_panics(text in "[0-9*/,LW#A-Za-z@? -]{0,30}") {
+        let _ = waflow::schedule::Cron::parse(&text);
+    }
+}

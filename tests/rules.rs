@@ -532,3 +532,15 @@ fn loading_a_folder_reads_yaml_files_in_name_order() {
     let err = RuleSet::load(&dir.path().join("missing"), &options()).unwrap_err();
     assert!(err.to_string().contains("the rules path does not exist"));
 }
+
+#[test]
+fn numbered_groups_are_reachable_by_index() {
+    let rules = compile(
+        "rules:\n  - name: n\n    on: message\n    match: { text: '^(\\w+) (?P<second>\\w+)$' }\n    actions: [ { reply: \"{{ match[1] }}/{{ match.second }}/{{ match[0] }}\" } ]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        plan(&rules, &msg("hello world")),
+        vec![json!({"send": {"to": "84933313000", "text": "hello/world/hello world"}})]
+    );
+}

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use serde_json::Value;
 
 use super::expr::{NOW_FIELDS, TemplateError, Templates, Text};
@@ -155,32 +155,22 @@ impl RuleSet {
             return Err(problems);
         }
         let mut patterns = Vec::new();
-        let mut text_owner = Vec::new();
         let mut textless = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             if let Trigger::Message(filter) = &rule.trigger {
                 match &filter.text {
-                    Some(re) => {
-                        patterns.push(re.as_str().to_owned());
-                        text_owner.push(i);
-                    }
+                    Some(re) => patterns.push((i, re.as_str())),
                     None => textless.push(i),
                 }
             }
         }
-        let text_set = RegexSet::new(&patterns).map_err(|e| {
-            Diagnostics::from(Diagnostic::file_level(
-                Path::new("rules"),
-                format!("the text patterns together are too large to compile: {e}"),
-            ))
-        })?;
+        let prefilter = super::prefilter::Prefilter::new(&patterns);
         Ok(RuleSet {
             files: sources.iter().map(|(p, _)| p.clone()).collect(),
             vars: super::expr::to_value(&options.vars),
             rules,
             templates,
-            text_set,
-            text_owner,
+            prefilter,
             textless,
         })
     }
@@ -228,6 +218,11 @@ fn read_rules(
 ) -> (Vec<Sp<RawRule>>, Vec<Sp<String>>) {
     if text.trim().is_empty() {
         return (Vec::new(), Vec::new());
+    }
+    // The common case, a file without mistakes in its shape, is read in one pass.
+    if let Ok(file) = from_yaml::<RawFile>(path, text, env) {
+        let names = file.rules.iter().map(|r| trimmed(&r.value.name)).collect();
+        return (file.rules, names);
     }
     let skeleton: RawSkeleton = match from_yaml(path, text, env) {
         Ok(s) => s,
@@ -1108,6 +1103,14 @@ fn hint_for(word: &str, valid: &[&str]) -> String {
     match did_you_mean(word, valid) {
         Some(best) => format!("did you mean `{best}`?"),
         None => format!("valid here: {}", valid.join(", ")),
+    }
+}
+
+fn trimmed(name: &Sp<String>) -> Sp<String> {
+    Sp {
+        value: name.value.trim().to_owned(),
+        line: name.line,
+        column: name.column,
     }
 }
 

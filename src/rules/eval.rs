@@ -159,14 +159,10 @@ impl RuleSet {
             EventKind::Message(m) => {
                 let mut out = self.textless.clone();
                 if let Some(text) = &m.text {
-                    out.extend(
-                        self.text_set
-                            .matches(text)
-                            .into_iter()
-                            .map(|i| self.text_owner[i]),
-                    );
+                    self.prefilter.candidates(text, &mut out);
                 }
                 out.sort_unstable();
+                out.dedup();
                 out
             }
             EventKind::Schedule(fire) => self

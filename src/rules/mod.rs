@@ -11,6 +11,7 @@ mod compile;
 mod eval;
 pub mod expr;
 pub mod plan;
+pub mod prefilter;
 pub mod raw;
 pub mod state;
 pub mod testing;
@@ -19,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use serde_json::Value;
 
 use crate::config::Zone;
@@ -53,10 +54,8 @@ pub struct RuleSet {
     pub files: Vec<PathBuf>,
     templates: Templates,
     vars: minijinja::Value,
-    /// All `match.text` patterns of message rules, for one pass over the text.
-    text_set: RegexSet,
-    /// For each pattern of `text_set`, the rule it belongs to.
-    text_owner: Vec<usize>,
+    /// Picks the message rules with a text pattern that could match a text.
+    prefilter: prefilter::Prefilter,
     /// Message rules without a text pattern: always candidates.
     textless: Vec<usize>,
 }
