@@ -15,8 +15,14 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod dispatch;
 pub mod event;
+pub mod metrics;
+pub mod pipeline;
 pub mod qr;
 pub mod rules;
 pub mod schedule;
 pub mod secret;
+pub mod store;
+pub mod webhook;

@@ -8,9 +8,11 @@
 mod check;
 mod instance;
 mod output;
+mod run;
 pub mod schema;
 mod send;
 mod simulate;
+mod status;
 mod test;
 mod webhook;
 
@@ -62,6 +64,13 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: webhook listener, rules, outbox
+    Run(run::RunArgs),
+    /// Show the daemon's state: queue, dead letters, pauses, last errors
+    Status,
+    /// List, retry or drop outbox rows
+    #[command(subcommand)]
+    Outbox(status::OutboxCommand),
     /// Validate the config and the rules; every problem as FILE:LINE:COL
     Check,
     /// Run rule unit tests (YAML files or folders of them)
@@ -130,6 +139,9 @@ pub async fn main(cli: Cli) -> ExitCode {
 
 async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
     match &cli.command {
+        Command::Run(args) => run::run(cli, args).await,
+        Command::Status => status::status(cli, out),
+        Command::Outbox(cmd) => status::outbox(cli, cmd, out),
         Command::Check => check::run(cli, out),
         Command::Test(args) => test::run(cli, args, out),
         Command::Simulate(args) => simulate::run(cli, args, out),

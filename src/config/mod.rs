@@ -55,6 +55,32 @@ pub struct Config {
     pub human_pause: Duration,
     /// Free values for templates (`{{ vars.NAME }}`).
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// How the outbox retries failed sends.
+    pub retry: Retry,
+}
+
+/// How the outbox retries a failed send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all (the first one included) before a dead letter.
+    pub attempts: u32,
+    /// The wait before the first retry; it doubles each time (with jitter).
+    pub backoff: Duration,
+    /// The longest wait between two attempts.
+    pub max_backoff: Duration,
+    /// While the number is logged out, how often to try again.
+    pub relogin_probe: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 8,
+            backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(600),
+            relogin_probe: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Which HTTP shape `send` and `send_group` use.
@@ -165,6 +191,17 @@ mod raw {
         pub human_pause: Option<HumanDuration>,
         #[serde(default)]
         pub vars: serde_json::Map<String, serde_json::Value>,
+        #[serde(default)]
+        pub retry: RetryRaw,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RetryRaw {
+        pub attempts: Option<u32>,
+        pub backoff: Option<HumanDuration>,
+        pub max_backoff: Option<HumanDuration>,
+        pub relogin_probe: Option<HumanDuration>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -343,6 +380,21 @@ impl Config {
                 .human_pause
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
             vars: raw.vars,
+            retry: {
+                let d = Retry::default();
+                Retry {
+                    attempts: raw.retry.attempts.unwrap_or(d.attempts).max(1),
+                    backoff: raw.retry.backoff.map_or(d.backoff, HumanDuration::get),
+                    max_backoff: raw
+                        .retry
+                        .max_backoff
+                        .map_or(d.max_backoff, HumanDuration::get),
+                    relogin_probe: raw
+                        .retry
+                        .relogin_probe
+                        .map_or(d.relogin_probe, HumanDuration::get),
+                }
+            },
         };
         problems.into_result(config)
     }

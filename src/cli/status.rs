@@ -1,0 +1,175 @@
+//! `waflow status` and `waflow outbox list|retry|drop`: read and mend the store
+//! of a daemon, running or not.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{Cli, CliError, Output};
+use crate::config::StoreLocation;
+use crate::store::{self, open_reader};
+
+fn reader(config: &crate::config::Config) -> Result<rusqlite::Connection, CliError> {
+    let StoreLocation::File(path) = &config.store else {
+        return Err(CliError::Invalid(
+            "the store is in memory (store: \":memory:\"): nothing to read".into(),
+        ));
+    };
+    if !path.exists() {
+        return Err(CliError::Invalid(format!(
+            "no store at {}: the daemon has not run with this config yet",
+            path.display()
+        )));
+    }
+    open_reader(path).map_err(|e| CliError::Invalid(e.to_string()))
+}
+
+fn ms_text(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// `waflow status`.
+pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
+    let config = super::load_config(cli)?;
+    let conn = reader(&config)?;
+    let report = store::status_report(&conn, store::now_ms())
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let mut text = format!(
+        "instance:      {}\nmode:          {}\nsending:       {}\nevents:        {} received, {} waiting\noutbox:        {} waiting, {} sent, {} dead letters, {} blocked, {} dry-run\n",
+        config.api.instance_id.as_deref().unwrap_or("(not set)"),
+        config
+            .dry_run_reason()
+            .map_or_else(|| "live".to_owned(), |r| format!("dry-run ({r})")),
+        report
+            .sending_paused
+            .as_deref()
+            .map_or_else(|| "ok".to_owned(), |p| format!("PAUSED: {p}")),
+        report.events,
+        report.inbox_waiting,
+        report.queue_depth,
+        report.sent,
+        report.dead_letters,
+        report.blocked,
+        report.dry_run,
+    );
+    if !report.paused_chats.is_empty() {
+        text.push_str("human takeover:\n");
+        for (chat, until) in &report.paused_chats {
+            text.push_str(&format!("  {chat} until {}\n", ms_text(*until)));
+        }
+    }
+    if !report.schedules.is_empty() {
+        text.push_str("schedules (last fire):\n");
+        for (rule, at) in &report.schedules {
+            text.push_str(&format!("  {rule}: {}\n", ms_text(*at)));
+        }
+    }
+    if !report.last_errors.is_empty() {
+        text.push_str("last errors:\n");
+        for (id, rule, error, at) in &report.last_errors {
+            text.push_str(&format!("  #{id} {rule} ({}): {error}\n", ms_text(*at)));
+        }
+    }
+    out.success(
+        text.trim_end(),
+        json!({ "instance": config.api.instance_id, "dry_run": config.dry_run, "report": report }),
+    );
+    Ok(())
+}
+
+/// The outbox subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List outbox rows (newest first)
+    List {
+        /// Only dead letters
+        #[arg(long)]
+        dead: bool,
+        /// Only rows waiting to be sent
+        #[arg(long)]
+        pending: bool,
+        /// At most this many rows
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Put a dead letter (or all with --all-dead) back in the queue
+    Retry {
+        /// The row id
+        #[arg(required_unless_present = "all_dead")]
+        id: Option<i64>,
+        /// Every dead letter
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Drop a row that is waiting or dead: it will not be sent
+    Drop {
+        /// The row id
+        id: i64,
+    },
+}
+
+/// Runs one outbox subcommand.
+pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliError> {
+    let conn = reader(&super::load_config(cli)?)?;
+    let now = store::now_ms();
+    let err = |e: store::StoreError| CliError::Invalid(e.to_string());
+    match cmd {
+        OutboxCommand::List {
+            dead,
+            pending,
+            limit,
+        } => {
+            let mut states = Vec::new();
+            if *dead {
+                states.push("dead");
+            }
+            if *pending {
+                states.extend(["pending", "inflight"]);
+            }
+            let rows = store::list_outbox(&conn, &states, *limit).map_err(err)?;
+            let mut text = String::new();
+            for r in &rows {
+                text.push_str(&format!(
+                    "#{:<5} {:<8} {:<20} attempts={} {}{}\n",
+                    r.id,
+                    r.state,
+                    r.rule,
+                    r.attempts,
+                    r.action.display(),
+                    r.last_error
+                        .as_ref()
+                        .map(|e| format!("\n       error: {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if rows.is_empty() {
+                text.push_str("(no rows)");
+            }
+            out.success(text.trim_end(), json!({ "rows": rows }));
+        }
+        OutboxCommand::Retry { id, all_dead } => {
+            let n =
+                store::retry_outbox(&conn, if *all_dead { None } else { *id }, now).map_err(err)?;
+            if n == 0 {
+                return Err(CliError::Invalid(
+                    "nothing to retry: no such dead or blocked row".into(),
+                ));
+            }
+            out.success(
+                &format!("{n} row(s) queued again; the running daemon sends them"),
+                json!({ "retried": n }),
+            );
+        }
+        OutboxCommand::Drop { id } => {
+            let n = store::drop_outbox(&conn, *id, now).map_err(err)?;
+            if n == 0 {
+                return Err(CliError::Invalid(format!(
+                    "#{id}: no such waiting or dead row"
+                )));
+            }
+            out.success(&format!("#{id} dropped"), json!({ "dropped": id }));
+        }
+    }
+    Ok(())
+}

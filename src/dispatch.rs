@@ -1,0 +1,383 @@
+//! The outbox worker: claim → pacing → API → confirm, retry or dead-letter.
+//!
+//! One worker per daemon sends one action at a time, in order per chat (a
+//! WhatsApp number is a serial channel, and pacing needs it anyway). Before
+//! each send it honours the pacing of the config (minimum interval, per-chat
+//! rate, a random typing delay) and human takeover. After it: a confirmed
+//! send is recorded with its message id; a retryable error is retried with
+//! exponential backoff and jitter; a permanent error or an exhausted budget
+//! makes a dead letter; "relogin required" pauses all sending, without
+//! spending the retry budget, until a probe send succeeds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiError, ApiReply, ErrorClass};
+use crate::daemon::Shared;
+use crate::pipeline::{kind, write_plan};
+use crate::rules::{EvalInput, HttpCall, HttpResult, PlannedAction};
+use crate::store::{self, OutboxRow, StoreMemory};
+
+/// The longest the worker sleeps without looking at the outbox again.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Runs the worker until `cancel` fires; the send in flight is finished first.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut last_send: Option<Instant> = None;
+    let mut paused_until: Option<Instant> = None;
+    let http = reqwest::Client::new();
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        if let Some(until) = paused_until
+            && Instant::now() < until
+        {
+            wait(&shared, &cancel, until - Instant::now()).await;
+            continue;
+        }
+        let now = shared.now().as_millisecond();
+        let claimed = shared
+            .store
+            .call(move |conn| store::claim_next(conn, now))
+            .await;
+        let row = match claimed {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                let next = shared.store.call(store::next_due).await.ok().flatten();
+                let nap = next
+                    .map(|at| {
+                        Duration::from_millis((at - shared.now().as_millisecond()).max(0) as u64)
+                    })
+                    .unwrap_or(IDLE)
+                    .min(IDLE);
+                update_gauges(&shared).await;
+                wait(&shared, &cancel, nap).await;
+                continue;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the outbox");
+                wait(&shared, &cancel, IDLE).await;
+                continue;
+            }
+        };
+        match &row.action {
+            PlannedAction::Send { .. } => {
+                perform_send(&shared, &row, &mut last_send, &mut paused_until).await;
+            }
+            PlannedAction::Http(call) => perform_http(&shared, &http, &row, call).await,
+            other => {
+                let id = row.id;
+                let note = format!("not an outbox action: {}", kind(other));
+                let _ = shared
+                    .store
+                    .call(move |c| store::mark_final(c, id, "dead", Some(&note), store::now_ms()))
+                    .await;
+            }
+        }
+    }
+}
+
+async fn wait(shared: &Shared, cancel: &CancellationToken, nap: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(nap) => {}
+        _ = shared.wake_dispatcher.notified() => {}
+        _ = cancel.cancelled() => {}
+    }
+}
+
+async fn update_gauges(shared: &Shared) {
+    if let Ok(report) = shared
+        .store
+        .call(|conn| store::status_report(conn, store::now_ms()))
+        .await
+    {
+        metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(report.queue_depth as f64);
+        metrics::gauge!(crate::metrics::DEAD_LETTERS).set(report.dead_letters as f64);
+    }
+}
+
+async fn perform_send(
+    shared: &Shared,
+    row: &OutboxRow,
+    last_send: &mut Option<Instant>,
+    paused_until: &mut Option<Instant>,
+) {
+    let PlannedAction::Send { request, .. } = &row.action else {
+        return;
+    };
+    let loaded = shared.loaded();
+    let config = &loaded.config;
+    let id = row.id;
+    let endpoint = request.endpoint();
+    if config.dry_run {
+        tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
+        finish(shared, id, "dry_run", None).await;
+        return;
+    }
+    let now = shared.now().as_millisecond();
+    // A person took over this chat after the reply was planned: do not interrupt them.
+    if let Some(chat) = row.chat.clone() {
+        let instance = row.instance.clone();
+        let paused = shared
+            .store
+            .call(move |c| store::paused_until(c, &instance, &chat, now))
+            .await
+            .ok()
+            .flatten();
+        if paused.is_some() {
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
+                .increment(1);
+            finish(shared, id, "blocked", Some("a person took over this chat")).await;
+            return;
+        }
+        // Per-chat rate: at most N sends per window.
+        let rate = config.pacing.per_chat;
+        let window = rate.per.as_millis() as i64;
+        let instance = row.instance.clone();
+        let chat = row.chat.clone().unwrap_or_default();
+        let recent = shared
+            .store
+            .call(move |c| store::sends_to_chat_since(c, &instance, &chat, now - window))
+            .await
+            .unwrap_or_default();
+        if recent.len() >= rate.count as usize {
+            let next_at = recent[recent.len() - rate.count as usize] + window + 1;
+            let note = format!("per-chat rate {rate} reached; waiting");
+            let _ = shared
+                .store
+                .call(move |c| store::mark_retry(c, id, next_at, &note, false, now))
+                .await;
+            return;
+        }
+    }
+    // Instance-wide minimum interval, then a human-like typing delay.
+    if let Some(last) = *last_send {
+        let since = last.elapsed();
+        if since < config.pacing.min_interval {
+            tokio::time::sleep(config.pacing.min_interval - since).await;
+        }
+    }
+    let typing = &config.pacing.typing_delay;
+    if typing.max > Duration::ZERO {
+        let ms = rand::rng().random_range(typing.min.as_millis()..=typing.max.as_millis());
+        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+    }
+    let started = Instant::now();
+    let result = loaded.api.call(request).await;
+    *last_send = Some(Instant::now());
+    metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(reply) => {
+            let message_id = match reply {
+                ApiReply::Sent { message_id } => Some(message_id),
+                _ => None,
+            };
+            tracing::info!(rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "sent")
+                .increment(1);
+            let row = row.clone();
+            let at = shared.now().as_millisecond();
+            let _ = shared
+                .store
+                .call(move |c| {
+                    store::mark_sent(c, &row, message_id.as_deref(), at)?;
+                    store::meta_set(c, "sending_paused", None)
+                })
+                .await;
+            if paused_until.take().is_some() {
+                tracing::info!("sending resumed: the number is logged in again");
+            }
+            metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
+        }
+        Err(err) => failed(shared, row, &err, paused_until, &loaded.config.retry).await,
+    }
+}
+
+async fn failed(
+    shared: &Shared,
+    row: &OutboxRow,
+    err: &ApiError,
+    paused_until: &mut Option<Instant>,
+    retry: &crate::config::Retry,
+) {
+    let id = row.id;
+    let endpoint = match &row.action {
+        PlannedAction::Send { request, .. } => request.endpoint(),
+        _ => "http",
+    };
+    let now = shared.now().as_millisecond();
+    let message = err.to_string();
+    match err.class() {
+        ErrorClass::Relogin => {
+            tracing::error!(error = %message, "sending paused: the WhatsApp number must log in again (waflow instance qrcode)");
+            metrics::gauge!(crate::metrics::SENDING_PAUSED).set(1.0);
+            *paused_until = Some(Instant::now() + retry.relogin_probe);
+            let next_at = now + retry.relogin_probe.as_millis() as i64;
+            let note = message.clone();
+            let _ = shared
+                .store
+                .call(move |c| {
+                    store::meta_set(
+                        c,
+                        "sending_paused",
+                        Some(&format!("relogin required: {note}")),
+                    )?;
+                    store::mark_retry(c, id, next_at, &note, false, now)
+                })
+                .await;
+        }
+        ErrorClass::Retryable | ErrorClass::RateLimited
+            if (row.attempts as u32) < retry.attempts =>
+        {
+            let delay = backoff(
+                retry,
+                row.attempts as u32,
+                err.class() == ErrorClass::RateLimited,
+            );
+            tracing::warn!(rule = %row.rule, attempt = row.attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "send failed; will retry");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "retry")
+                .increment(1);
+            let next_at = now + delay.as_millis() as i64;
+            let _ = shared
+                .store
+                .call(move |c| store::mark_retry(c, id, next_at, &message, true, now))
+                .await;
+        }
+        class => {
+            let why = if class == ErrorClass::Permanent {
+                message.clone()
+            } else {
+                format!("gave up after {} attempts: {message}", row.attempts)
+            };
+            tracing::error!(rule = %row.rule, error = %why, "send failed for good: moved to the dead letters (waflow outbox list --dead)");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "dead")
+                .increment(1);
+            let _ = shared
+                .store
+                .call(move |c| store::mark_final(c, id, "dead", Some(&why), now))
+                .await;
+        }
+    }
+}
+
+/// The wait before attempt `attempts + 1`: doubling from `backoff`, capped, ±25 % jitter.
+pub fn backoff(retry: &crate::config::Retry, attempts: u32, rate_limited: bool) -> Duration {
+    let base =
+        retry.backoff.as_millis() as f64 * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
+    let base = if rate_limited { base * 4.0 } else { base };
+    let capped = base.min(retry.max_backoff.as_millis() as f64);
+    let jitter = rand::rng().random_range(0.75..=1.25);
+    Duration::from_millis((capped * jitter) as u64)
+}
+
+async fn finish(shared: &Shared, id: i64, state: &'static str, note: Option<&'static str>) {
+    let now = shared.now().as_millisecond();
+    let _ = shared
+        .store
+        .call(move |c| store::mark_final(c, id, state, note, now))
+        .await;
+}
+
+/// Performs an `http` action, then plans the rest of its rule with the answer.
+async fn perform_http(shared: &Shared, client: &reqwest::Client, row: &OutboxRow, call: &HttpCall) {
+    let loaded = shared.loaded();
+    let method =
+        reqwest::Method::from_bytes(call.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut request = client
+        .request(method, &call.url)
+        .timeout(loaded.config.api.timeout);
+    for (k, v) in &call.headers {
+        request = request.header(k, v);
+    }
+    if let Some(json) = &call.json {
+        request = request.json(json);
+    } else if let Some(body) = &call.body {
+        request = request.body(body.clone());
+    }
+    let outcome = async {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    }
+    .await;
+    let id = row.id;
+    let now = shared.now().as_millisecond();
+    match outcome {
+        Ok((status, body)) if status < 500 => {
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => "http", "outcome" => "sent")
+                .increment(1);
+            let result = HttpResult {
+                status,
+                json: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                body,
+            };
+            let row = row.clone();
+            let config = loaded.config.clone();
+            let rules = loaded.rules.clone();
+            let at = shared.now();
+            let _ = shared
+                .store
+                .call(move |c| {
+                    store::mark_final(c, row.id, "sent", None, now)?;
+                    let Some(inbox_id) = row.inbox_id else {
+                        return Ok(());
+                    };
+                    let Some((key, event)) = store::inbox_event(c, inbox_id)? else {
+                        return Ok(());
+                    };
+                    let Ok(event) = serde_json::from_str(&event) else {
+                        return Ok(());
+                    };
+                    let Some(index) = rules.rules.iter().position(|r| r.name == row.rule) else {
+                        return Ok(());
+                    };
+                    let memory = StoreMemory { conn: c };
+                    let input = EvalInput {
+                        now: at,
+                        memory: &memory,
+                        ignore_older_than: None,
+                    };
+                    let from = row.action_index as usize + 1;
+                    if let Some(plan) = rules.continue_plan(&event, &input, index, from, &result) {
+                        write_plan(
+                            c,
+                            &config,
+                            &row.instance,
+                            &key,
+                            Some(inbox_id),
+                            &plan,
+                            from,
+                            now,
+                        )?;
+                    }
+                    Ok(())
+                })
+                .await;
+            shared.wake_dispatcher.notify_one();
+        }
+        Ok((status, _)) => {
+            let err = ApiError::Http {
+                endpoint: "http",
+                status,
+                message: None,
+            };
+            let mut none = None;
+            failed(shared, row, &err, &mut none, &loaded.config.retry).await;
+        }
+        Err(e) => {
+            let err = ApiError::Connect {
+                endpoint: "http",
+                detail: e.without_url().to_string(),
+            };
+            let mut none = None;
+            failed(shared, row, &err, &mut none, &loaded.config.retry).await;
+        }
+    }
+    let _ = id;
+}

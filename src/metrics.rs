@@ -1,0 +1,80 @@
+//! Metric names and the Prometheus recorder rendered on `GET /metrics`.
+//!
+//! Names follow `waflow_<noun>_<unit>`. The recorder is installed once per
+//! process by [`install`]; before that, recording a metric is a no-op, so
+//! library code and tests may record freely.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Webhook and hook events, by `kind` and `outcome` (accepted, duplicate, ignored, unknown, other_instance).
+pub const EVENTS: &str = "waflow_events_total";
+/// Rule matches, by `rule`.
+pub const RULE_MATCHES: &str = "waflow_rule_matches_total";
+/// Planned and performed actions, by `kind` and `outcome` (sent, retry, dead, dry_run, blocked, failed).
+pub const ACTIONS: &str = "waflow_actions_total";
+/// Remote API call latency in seconds, by `endpoint`.
+pub const API_LATENCY: &str = "waflow_api_latency_seconds";
+/// Actions waiting in the outbox.
+pub const OUTBOX_DEPTH: &str = "waflow_outbox_depth";
+/// Dead letters.
+pub const DEAD_LETTERS: &str = "waflow_dead_letters";
+/// Reloads of config and rules, by `outcome` (ok, rejected).
+pub const RELOADS: &str = "waflow_reloads_total";
+/// 1 while all sending is paused (relogin required), else 0.
+pub const SENDING_PAUSED: &str = "waflow_sending_paused";
+/// Chats where a person took over, by outcome.
+pub const HUMAN_TAKEOVERS: &str = "waflow_human_takeovers_total";
+/// The next fire time of each schedule rule (Unix seconds), by `rule`.
+pub const SCHEDULE_NEXT: &str = "waflow_schedule_next_fire_timestamp_seconds";
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once); later calls return the same handle.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(API_LATENCY.to_owned()),
+                    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                )
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// The metrics in Prometheus text format.
+pub fn render() -> String {
+    install().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+fn describe() {
+    metrics::describe_counter!(EVENTS, "Webhook and hook events by kind and outcome");
+    metrics::describe_counter!(RULE_MATCHES, "Rule matches by rule");
+    metrics::describe_counter!(ACTIONS, "Actions by kind and outcome");
+    metrics::describe_histogram!(
+        API_LATENCY,
+        metrics::Unit::Seconds,
+        "Remote API call latency"
+    );
+    metrics::describe_gauge!(OUTBOX_DEPTH, "Actions waiting in the outbox");
+    metrics::describe_gauge!(DEAD_LETTERS, "Dead letters");
+    metrics::describe_counter!(RELOADS, "Config and rules reloads by outcome");
+    metrics::describe_gauge!(
+        SENDING_PAUSED,
+        "1 while sending is paused because the number must log in again"
+    );
+    metrics::describe_counter!(
+        HUMAN_TAKEOVERS,
+        "Chats paused because a person wrote from the phone"
+    );
+    metrics::describe_gauge!(
+        SCHEDULE_NEXT,
+        "Next fire time of each schedule rule, Unix seconds"
+    );
+}

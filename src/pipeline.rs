@@ -1,0 +1,244 @@
+//! From recorded events to planned work: inbox → rules → outbox.
+//!
+//! Runs inside a store job, so each event is processed atomically: its
+//! planned sends are written to the outbox, its state changes and cooldown
+//! marks applied, and the event marked done, in one transaction. A crash
+//! before the commit leaves the event `new` and it is processed again; the
+//! outbox's idempotency keys (`event/rule/action`) make that harmless.
+//!
+//! Here also live the protections that need the store: a message typed by a
+//! person on the phone pauses the bot in that chat (human takeover), our own
+//! sends' echoes are recognized, and LID senders get the phone number
+//! learned from contacts events.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::config::Config;
+use crate::event::jid::{self, JidKind};
+use crate::event::{Delivery, Event, EventKind};
+use crate::rules::{EvalInput, PlannedAction, RulePlan, RuleSet};
+use crate::store::{self, InboxRow, NewOutbox, StoreError, StoreMemory};
+
+/// What processing a batch did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Processed {
+    /// Events processed.
+    pub events: usize,
+    /// Outbox rows written.
+    pub planned: usize,
+}
+
+/// Processes up to `limit` waiting events.
+pub fn process_batch(
+    conn: &Connection,
+    config: &Config,
+    rules: &RuleSet,
+    now: jiff::Timestamp,
+    limit: usize,
+) -> Result<Processed, StoreError> {
+    let mut done = Processed::default();
+    for row in store::new_inbox(conn, limit)? {
+        done.planned += process_one(conn, config, rules, now, &row)?;
+        done.events += 1;
+    }
+    Ok(done)
+}
+
+fn process_one(
+    conn: &Connection,
+    config: &Config,
+    rules: &RuleSet,
+    now: jiff::Timestamp,
+    row: &InboxRow,
+) -> Result<usize, StoreError> {
+    let now_ms = now.as_millisecond();
+    let mut event: Event = match serde_json::from_str(&row.event) {
+        Ok(e) => e,
+        Err(err) => {
+            store::finish_inbox(
+                conn,
+                row.id,
+                "ignored",
+                Some(&format!("unreadable event: {err}")),
+            )?;
+            return Ok(0);
+        }
+    };
+    let instance = row.instance.as_str();
+    match &mut event.kind {
+        EventKind::Contacts(contacts) => {
+            for c in contacts.iter() {
+                store::upsert_contact(conn, &c.id, c.phone.as_deref(), c.name.as_deref(), now_ms)?;
+                if let Some(lid) = &c.lid {
+                    store::upsert_contact(
+                        conn,
+                        lid,
+                        c.phone.as_deref(),
+                        c.name.as_deref(),
+                        now_ms,
+                    )?;
+                }
+            }
+            store::finish_inbox(conn, row.id, "done", Some("contacts learned"))?;
+            return Ok(0);
+        }
+        EventKind::Message(m) if m.from_me => {
+            let note = if store::is_own_send(conn, &m.id)? {
+                "the echo of our own send".to_owned()
+            } else if m.delivery == Delivery::Notify
+                && matches!(
+                    jid::kind(&m.chat),
+                    JidKind::Phone | JidKind::Lid | JidKind::Group
+                )
+            {
+                let until = now_ms + config.human_pause.as_millis() as i64;
+                store::pause_chat(conn, instance, &m.chat, until)?;
+                metrics::counter!(crate::metrics::HUMAN_TAKEOVERS).increment(1);
+                tracing::info!(chat = %m.chat, minutes = config.human_pause.as_secs() / 60, "a person wrote from the phone: the bot is paused in this chat");
+                format!(
+                    "typed on the phone: the bot is paused in this chat until {}",
+                    ms_text(until)
+                )
+            } else {
+                "sent by this number".to_owned()
+            };
+            store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
+            return Ok(0);
+        }
+        EventKind::Message(m) => {
+            if m.sender_phone.is_none()
+                && jid::kind(&m.sender_jid) == JidKind::Lid
+                && let Some(phone) = store::phone_of(conn, &m.sender_jid)?
+            {
+                m.sender = phone.clone();
+                m.sender_phone = Some(phone);
+            }
+            if let Some(until) = store::paused_until(conn, instance, &m.chat, now_ms)? {
+                let note = format!("a person took over this chat until {}", ms_text(until));
+                store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
+                return Ok(0);
+            }
+        }
+        _ => {}
+    }
+    let memory = StoreMemory { conn };
+    let input = EvalInput {
+        now,
+        memory: &memory,
+        ignore_older_than: Some(config.ignore_older_than),
+    };
+    let evaluation = rules.evaluate(&event, &input);
+    if let Some(reason) = evaluation.ignored {
+        store::finish_inbox(conn, row.id, "ignored", Some(&reason))?;
+        return Ok(0);
+    }
+    let mut planned = 0;
+    let mut matched = Vec::new();
+    for plan in &evaluation.plans {
+        metrics::counter!(crate::metrics::RULE_MATCHES, "rule" => plan.rule.clone()).increment(1);
+        matched.push(plan.rule.clone());
+        if let (Some(chat), Some(rule)) = (&plan.chat, rules.rules.get(plan.rule_index))
+            && rule.cooldown.is_some()
+        {
+            store::fired(conn, instance, &plan.rule, chat, now_ms)?;
+        }
+        planned += write_plan(
+            conn,
+            config,
+            instance,
+            &row.key,
+            Some(row.id),
+            plan,
+            0,
+            now_ms,
+        )?;
+    }
+    let note = if matched.is_empty() {
+        "no rule matched".to_owned()
+    } else {
+        format!("matched: {}", matched.join(", "))
+    };
+    store::finish_inbox(conn, row.id, "done", Some(&note))?;
+    Ok(planned)
+}
+
+/// Writes a rule's planned actions: sends and http calls to the outbox,
+/// state changes to the store, delays into the due times of later rows.
+#[allow(clippy::too_many_arguments)]
+pub fn write_plan(
+    conn: &Connection,
+    config: &Config,
+    instance: &str,
+    event_key: &str,
+    inbox_id: Option<i64>,
+    plan: &RulePlan,
+    first_index: usize,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let mut delay = Duration::ZERO;
+    let mut written = 0;
+    for (offset, action) in plan.actions.iter().enumerate() {
+        let index = first_index + offset;
+        match action {
+            PlannedAction::Send { .. } | PlannedAction::Http(_) => {
+                let state = if config.dry_run { "dry_run" } else { "pending" };
+                let row = NewOutbox {
+                    instance: instance.to_owned(),
+                    idem_key: format!("{event_key}/{}/{index}", plan.rule),
+                    inbox_id,
+                    rule: plan.rule.clone(),
+                    action_index: index,
+                    chat: plan.chat.clone(),
+                    action: action.clone(),
+                    next_at: now_ms + delay.as_millis() as i64,
+                    state,
+                };
+                if store::insert_outbox(conn, &row, now_ms)? {
+                    written += 1;
+                    if config.dry_run {
+                        metrics::counter!(crate::metrics::ACTIONS, "kind" => kind(action), "outcome" => "dry_run").increment(1);
+                        tracing::info!(rule = %plan.rule, action = %action.display(), "dry-run: recorded, not sent");
+                    }
+                }
+            }
+            PlannedAction::Set { values } => {
+                if let Some(chat) = &plan.chat {
+                    store::set_state(conn, instance, chat, values)?;
+                }
+            }
+            PlannedAction::Clear { keys } => {
+                if let Some(chat) = &plan.chat {
+                    store::clear_state(conn, instance, chat, keys)?;
+                }
+            }
+            PlannedAction::Delay { millis } => delay += Duration::from_millis(*millis),
+            PlannedAction::Log { text } => tracing::info!(rule = %plan.rule, "{text}"),
+        }
+    }
+    if let Some(failure) = &plan.failed {
+        metrics::counter!(crate::metrics::ACTIONS, "kind" => "template", "outcome" => "failed")
+            .increment(1);
+        tracing::warn!(rule = %plan.rule, action = failure.action + 1, error = %failure.message, "an action could not be planned; the rule stops there");
+    }
+    Ok(written)
+}
+
+/// The metric label of an action.
+pub fn kind(action: &PlannedAction) -> &'static str {
+    match action {
+        PlannedAction::Send { request, .. } => request.endpoint(),
+        PlannedAction::Http(_) => "http",
+        PlannedAction::Set { .. } => "set",
+        PlannedAction::Clear { .. } => "clear",
+        PlannedAction::Delay { .. } => "delay",
+        PlannedAction::Log { .. } => "log",
+    }
+}
+
+fn ms_text(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}

@@ -1,0 +1,204 @@
+//! The SQLite store: inbox, outbox, dead letters, per-chat state, cooldowns,
+//! human-takeover pauses, schedule bookkeeping. The only module with SQL.
+//!
+//! One thread owns the writing connection. Callers send it jobs; it runs
+//! every job that is waiting in one transaction and commits once (group
+//! commit), so durability costs one fsync per batch, not per request, and a
+//! caller's future resolves only after its job is committed. Each job runs
+//! in a savepoint: one failing job does not undo the others of its batch.
+//! WAL mode lets `waflow status` read while the daemon writes.
+
+pub mod ops;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use ops::*;
+
+use crate::config::StoreLocation;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Jobs committed together at most.
+const MAX_BATCH: usize = 512;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The writer thread is gone (shutting down or crashed).
+    #[error("store: the writer has stopped")]
+    Closed,
+    /// The file is from a newer waflow.
+    #[error(
+        "store: the database has schema version {found}, newer than this waflow ({SCHEMA_VERSION}); upgrade waflow"
+    )]
+    TooNew {
+        /// The version found.
+        found: i64,
+    },
+    /// A stored value could not be read back.
+    #[error("store: unreadable row: {0}")]
+    Corrupt(String),
+}
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (and creates or migrates) the store and starts its writer thread.
+    pub fn open(location: &StoreLocation) -> Result<Store, StoreError> {
+        let conn = open_connection(location)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("waflow-store".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store { jobs: tx })
+    }
+
+    /// Runs `f` in the writer's transaction; resolves once it is committed.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = savepoint(conn, f);
+            Box::new(move |commit: Result<(), String>| {
+                let outcome = match (result, commit) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+                };
+                let _ = tx.send(outcome);
+            }) as Reply
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until every job sent before this call is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.call(|_| Ok(())).await
+    }
+}
+
+/// Opens a connection for reading next to a running daemon (`waflow status`).
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    check_version(&conn)?;
+    Ok(conn)
+}
+
+fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
+    let conn = match location {
+        StoreLocation::Memory => Connection::open_in_memory()?,
+        StoreLocation::File(path) => {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            Connection::open(path)?
+        }
+    };
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL: readers do not block the writer. FULL: a commit is on disk when it returns.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one version at a time.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version = check_version(conn)?;
+    if version < 1 {
+        conn.execute_batch(&format!(
+            "BEGIN;\n{}\nPRAGMA user_version = 1;\nCOMMIT;",
+            include_str!("schema.sql")
+        ))?;
+    }
+    Ok(())
+}
+
+fn check_version(conn: &Connection) -> Result<i64, StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { found: version });
+    }
+    Ok(version)
+}
+
+fn savepoint<R>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(err)
+        }
+    }
+}
+
+/// The writer: takes every waiting job, runs them in one transaction, commits once.
+fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string());
+        let mut replies = Vec::with_capacity(batch.len());
+        if began.is_ok() {
+            for job in batch {
+                replies.push(job(&conn));
+            }
+        }
+        let committed =
+            began.and_then(|()| conn.execute_batch("COMMIT").map_err(|e| e.to_string()));
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}

@@ -1,0 +1,92 @@
+-- waflow store, version 1. Times are Unix milliseconds.
+
+-- Every accepted event, de-duplicated per instance.
+CREATE TABLE inbox (
+    id          INTEGER PRIMARY KEY,
+    instance    TEXT    NOT NULL,
+    key         TEXT    NOT NULL,              -- msg:<id>, status:<id>:<code>, hook:<name>:<id>, fire:<rule>:<at>
+    kind        TEXT    NOT NULL,              -- message, status, presence, contacts, groups, call, webhook, schedule
+    event       TEXT    NOT NULL,              -- the normalized event, JSON
+    received_at INTEGER NOT NULL,
+    status      TEXT    NOT NULL DEFAULT 'new',-- new, done, ignored
+    note        TEXT,                          -- why it was ignored, what matched
+    UNIQUE (instance, key)
+);
+CREATE INDEX inbox_new ON inbox (id) WHERE status = 'new';
+
+-- Every API call or http action a rule planned; sent only from here.
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY,
+    instance     TEXT    NOT NULL,
+    idem_key     TEXT    NOT NULL UNIQUE,      -- <inbox key>/<rule>/<action index>
+    inbox_id     INTEGER,
+    rule         TEXT    NOT NULL,
+    action_index INTEGER NOT NULL,
+    chat         TEXT,
+    action       TEXT    NOT NULL,             -- the planned action, JSON
+    state        TEXT    NOT NULL,             -- pending, inflight, sent, dead, dry_run, blocked
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    last_error   TEXT,
+    message_id   TEXT
+);
+CREATE INDEX outbox_due ON outbox (state, next_at, id);
+CREATE INDEX outbox_chat ON outbox (instance, chat, id);
+
+-- Per-chat state of rules (`set`, `clear`, `match.state`).
+CREATE TABLE chat_state (
+    instance TEXT NOT NULL,
+    chat     TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,                    -- JSON
+    PRIMARY KEY (instance, chat, key)
+);
+
+-- When a rule with a cooldown last fired in a chat.
+CREATE TABLE cooldowns (
+    instance TEXT    NOT NULL,
+    rule     TEXT    NOT NULL,
+    chat     TEXT    NOT NULL,
+    fired_at INTEGER NOT NULL,
+    PRIMARY KEY (instance, rule, chat)
+);
+
+-- Chats where a person took over from the phone.
+CREATE TABLE pauses (
+    instance TEXT    NOT NULL,
+    chat     TEXT    NOT NULL,
+    until_at INTEGER NOT NULL,
+    PRIMARY KEY (instance, chat)
+);
+
+-- Message ids of our own confirmed sends: their webhook echoes are not a person typing.
+CREATE TABLE sent (
+    message_id TEXT    PRIMARY KEY,
+    instance   TEXT    NOT NULL,
+    chat       TEXT,
+    sent_at    INTEGER NOT NULL
+);
+CREATE INDEX sent_chat ON sent (instance, chat, sent_at);
+
+-- Phone numbers learned from contacts events (LID aliases).
+CREATE TABLE contacts (
+    jid        TEXT PRIMARY KEY,
+    phone      TEXT,
+    name       TEXT,
+    updated_at INTEGER NOT NULL
+);
+
+-- The last fire of each schedule rule.
+CREATE TABLE schedules (
+    rule      TEXT PRIMARY KEY,
+    expr      TEXT    NOT NULL,
+    last_fire INTEGER NOT NULL
+);
+
+-- Small facts: the relogin pause, …
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
