@@ -1,0 +1,644 @@
+//! The daemon as a black box: the real binary, a real SQLite file, and a
+//! local mock of the remote API. Each test starts its own daemon on a free
+//! port in its own folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET: &str = "s3cret";
+const HOOK_SECRET: &str = "hook-secret";
+
+const RULES: &str = r#"rules:
+  - name: prices
+    on: message
+    match: { text: '(?i)price' }
+    actions:
+      - reply: "Prices: 15 EUR"
+  - name: shipped
+    on: webhook
+    hook: shop
+    secret: hook-secret
+    if: "body.status == 'shipped'"
+    actions:
+      - send: { to: "{{ body.customer.phone }}", text: "Order {{ body.id }} shipped" }
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemon {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        Command::new("kill").args([sig, &pid]).status().unwrap();
+    }
+
+    fn kill9(&mut self) {
+        self.signal("-KILL");
+        let _ = self.child.take().unwrap().wait();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Writes the config (with `extra` YAML appended) and rules into `dir`.
+fn write_config(dir: &Path, api: &str, port: u16, extra: &str) {
+    std::fs::write(
+        dir.join("waflow.yaml"),
+        format!(
+            "api:\n  base_url: {api}/api\n  instance_id: I1\n  access_token: tok-secret\n  timeout: 2s\n\
+             server:\n  listen: 127.0.0.1:{port}\n  webhook_secret: {SECRET}\n  max_body: 4KiB\n\
+             store: waflow.db\nrules: rules\n\
+             pacing:\n  min_interval: 0s\n  per_chat: 100/min\n  typing_delay: 0s\n\
+             retry:\n  attempts: 3\n  backoff: 200ms\n  max_backoff: 1s\n  relogin_probe: 500ms\n{extra}"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/rules.yaml"), RULES).unwrap();
+}
+
+async fn start_in(dir: &Path, port: u16) -> Daemon {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_waflow"))
+        .current_dir(dir)
+        .env_remove("WAFLOW_CONFIG")
+        .env("RUST_LOG", "waflow=debug")
+        .args(["-c", "waflow.yaml", "--log-format", "json", "run"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let daemon = Daemon {
+        child: Some(child),
+        port,
+        dir: dir.to_owned(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if reqwest::get(daemon.url("/healthz")).await.is_ok() {
+            return daemon;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the daemon did not start:\n{}", daemon.log());
+}
+
+async fn start(api: &MockServer, extra: &str) -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), &api.uri(), port, extra);
+    (start_in(dir.path(), port).await, dir)
+}
+
+fn sent(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_string(
+        json!({"status":"success","message":{"key":{"remoteJid":"x@c.us","fromMe":true,"id":id}}})
+            .to_string(),
+    )
+}
+
+async fn api_ok() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(sent("BAE5OK"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/send_group"))
+        .respond_with(sent("BAE5GRP"))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A `messages.upsert` body as the API posts it, timestamped now.
+fn message(id: &str, from: &str, text: &str) -> Value {
+    json!({
+        "instance_id": "I1",
+        "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
+            "key": { "remoteJid": format!("{from}@s.whatsapp.net"), "fromMe": false, "id": id },
+            "messageTimestamp": jiff::Timestamp::now().as_second(),
+            "pushName": "Customer",
+            "message": { "conversation": text }
+        }]}}
+    })
+}
+
+fn with_key(mut body: Value, key: &str, value: Value) -> Value {
+    body["data"]["data"]["messages"][0]["key"][key] = value;
+    body
+}
+
+async fn post(d: &Daemon, body: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(d.url(&format!("/webhook/{SECRET}")))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The bodies of sends the mock received on `endpoint`.
+async fn sends(api: &MockServer, endpoint: &str) -> Vec<Value> {
+    api.received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == format!("/api/{endpoint}"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+async fn wait_for_sends(
+    api: &MockServer,
+    endpoint: &str,
+    n: usize,
+    within: Duration,
+) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = sends(api, endpoint).await;
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lets the daemon finish what it might still do, then returns the sends.
+async fn settle(api: &MockServer, endpoint: &str) -> Vec<Value> {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sends(api, endpoint).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_matching_message_gets_exactly_one_reply() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "").await;
+    assert_eq!(
+        post(&d, &message("M1", "84933313000", "what is the price?")).await,
+        200
+    );
+    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "{}", d.log());
+    assert_eq!(got[0]["number"], "84933313000");
+    assert_eq!(got[0]["message"], "Prices: 15 EUR");
+    assert_eq!(got[0]["access_token"], "tok-secret");
+    assert_eq!(settle(&api, "send").await.len(), 1);
+    assert!(
+        !d.log().contains("tok-secret"),
+        "the token leaked into the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_webhook_twice_gives_one_send() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "").await;
+    let body = message("DUP1", "84933313000", "price?");
+    assert_eq!(post(&d, &body).await, 200);
+    assert_eq!(post(&d, &body).await, 200);
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(settle(&api, "send").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn own_messages_status_broadcasts_and_groups_get_no_reply() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "").await;
+    let own = with_key(
+        message("OWN1", "84900000001", "price?"),
+        "fromMe",
+        json!(true),
+    );
+    let mut own_echo = own.clone();
+    own_echo["data"]["data"]["type"] = json!("append");
+    own_echo = with_key(own_echo, "id", json!("OWN2"));
+    let status = with_key(
+        message("ST1", "x", "price?"),
+        "remoteJid",
+        json!("status@broadcast"),
+    );
+    let mut group = with_key(
+        message("G1", "x", "price?"),
+        "remoteJid",
+        json!("120363025246125486@g.us"),
+    );
+    group = with_key(group, "participant", json!("84900000002@s.whatsapp.net"));
+    for body in [&own_echo, &status, &group] {
+        assert_eq!(post(&d, body).await, 200);
+    }
+    // A control message in another chat is answered: the others had their chance first.
+    assert_eq!(
+        post(&d, &message("CTRL", "84900000003", "price?")).await,
+        200
+    );
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    let got = settle(&api, "send").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["number"], "84900000003");
+    assert!(sends(&api, "send_group").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_500_then_success_gives_one_confirmed_send() {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(sent("AFTER500"))
+        .mount(&api)
+        .await;
+    let (d, _dir) = start(&api, "").await;
+    post(&d, &message("R1", "84933313000", "price")).await;
+    let got = wait_for_sends(&api, "send", 2, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 2, "one failure, one success: {}", d.log());
+    assert_eq!(settle(&api, "send").await.len(), 2);
+    let status = Command::new(env!("CARGO_BIN_EXE_waflow"))
+        .current_dir(&d.dir)
+        .args(["-c", "waflow.yaml", "--json", "status"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["report"]["sent"], 1);
+    assert_eq!(report["report"]["dead_letters"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_outage_delays_the_send_but_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let api_port = free_port();
+    let port = free_port();
+    write_config(
+        dir.path(),
+        &format!("http://127.0.0.1:{api_port}"),
+        port,
+        "",
+    );
+    // A bigger budget than the outage needs.
+    let config = std::fs::read_to_string(dir.path().join("waflow.yaml"))
+        .unwrap()
+        .replace("attempts: 3", "attempts: 20");
+    std::fs::write(dir.path().join("waflow.yaml"), config).unwrap();
+    let d = start_in(dir.path(), port).await;
+    post(&d, &message("OUT1", "84933313000", "price")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The API comes back on its port.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", api_port)).unwrap();
+    let api = MockServer::builder().listener(listener).start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(sent("LATE"))
+        .mount(&api)
+        .await;
+    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "{}", d.log());
+    assert_eq!(settle(&api, "send").await.len(), 1);
+    assert!(d.log().contains("will retry"), "{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_the_200_then_restart_sends_exactly_once() {
+    let api = api_ok().await;
+    // A typing delay holds the send long enough for the kill to land before it.
+    let (mut d, dir) = start(&api, "").await;
+    let config = std::fs::read_to_string(dir.path().join("waflow.yaml"))
+        .unwrap()
+        .replace("typing_delay: 0s", "typing_delay: 1s");
+    std::fs::write(dir.path().join("waflow.yaml"), config).unwrap();
+    d.stop();
+    let mut d = start_in(dir.path(), d.port).await;
+    assert_eq!(
+        post(&d, &message("KILL1", "84933313000", "price")).await,
+        200
+    );
+    d.kill9();
+    assert!(sends(&api, "send").await.is_empty(), "sent before the kill");
+    let d = start_in(dir.path(), d.port).await;
+    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "{}", d.log());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sends(&api, "send").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_their_status_and_the_daemon_keeps_serving() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "").await;
+    let client = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let malformed = client
+        .post(d.url(&format!("/webhook/{SECRET}")))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(malformed), 400);
+    let huge = client
+        .post(d.url(&format!("/webhook/{SECRET}")))
+        .body(vec![b' '; 8192])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(huge), 413);
+    let wrong = client
+        .post(d.url("/webhook/nope"))
+        .json(&message("W1", "1", "price"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(wrong), 404);
+    let unknown = client
+        .post(d.url(&format!("/webhook/{SECRET}")))
+        .header("Content-Type", "text/plain")
+        .body(r#"{"instance_id":"I1","data":{"event":"connection.update","data":{}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(unknown), 200);
+    assert_eq!(
+        post(&d, &message("AFTER", "84933313000", "price")).await,
+        200
+    );
+    assert_eq!(
+        wait_for_sends(&api, "send", 1, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
+    let ready = client.get(d.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let metrics = client
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("waflow_events_total"), "{metrics}");
+    assert!(
+        metrics.contains("waflow_rule_matches_total{rule=\"prices\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_rule_file_on_reload_leaves_the_old_rules_working() {
+    let api = api_ok().await;
+    let (d, dir) = start(&api, "").await;
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        "rules:\n  - name: x\n    on: mesage\n    actions: []\n",
+    )
+    .unwrap();
+    d.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains("reload rejected") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(d.log().contains("reload rejected"), "{}", d.log());
+    assert!(d.log().contains("unknown value `mesage`"), "{}", d.log());
+    post(&d, &message("RL1", "84933313000", "price")).await;
+    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["message"], "Prices: 15 EUR");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_good_rule_file_is_picked_up_on_change() {
+    let api = api_ok().await;
+    let (d, dir) = start(&api, "").await;
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        RULES.replace("Prices: 15 EUR", "New prices"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains("reloaded config and rules") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    post(&d, &message("NEW1", "84933313000", "price")).await;
+    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0]["message"], "New prices", "{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_typed_on_the_phone_pauses_the_bot_in_that_chat() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "human_pause: 30m\n").await;
+    let typed = with_key(
+        message("PHONE1", "84900000001", "I'll handle this"),
+        "fromMe",
+        json!(true),
+    );
+    assert_eq!(post(&d, &typed).await, 200);
+    assert_eq!(post(&d, &message("C1", "84900000001", "price?")).await, 200);
+    assert_eq!(post(&d, &message("C2", "84900000002", "price?")).await, 200);
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    let got = settle(&api, "send").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["number"], "84900000002");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_hook_calls_send_and_unsigned_ones_do_not() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "").await;
+    let client = reqwest::Client::new();
+    let body = json!({"id": "A-17", "status": "shipped", "customer": {"phone": "+84 933 313 000"}})
+        .to_string();
+    let unsigned = client
+        .post(d.url("/hooks/shop"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let wrong = client
+        .post(d.url("/hooks/shop"))
+        .header(
+            "X-Waflow-Signature",
+            waflow::webhook::sign("not-the-secret", body.as_bytes()),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let unknown = client
+        .post(d.url("/hooks/nope"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    assert!(settle(&api, "send").await.is_empty());
+    let signed = client
+        .post(d.url("/hooks/shop"))
+        .header(
+            "X-Waflow-Signature",
+            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 202);
+    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["number"], "84933313000");
+    assert_eq!(got[0]["message"], "Order A-17 shipped");
+    let by_query = client
+        .post(d.url(&format!("/hooks/shop?secret={HOOK_SECRET}")))
+        .body(
+            json!({"id": "A-18", "status": "shipped", "customer": {"phone": "84933313001"}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_query.status().as_u16(), 202);
+    assert_eq!(
+        wait_for_sends(&api, "send", 2, Duration::from_secs(10))
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relogin_required_pauses_sending_without_burning_the_budget() {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"status":"error","message":"This WhatsApp account relogin required"}"#,
+        ))
+        .up_to_n_times(5)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(sent("BACK"))
+        .mount(&api)
+        .await;
+    let (d, _dir) = start(&api, "").await;
+    post(&d, &message("LOGIN1", "84933313000", "price")).await;
+    // Five relogin answers with attempts: 3 would make a dead letter if they counted.
+    let got = wait_for_sends(&api, "send", 6, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 6, "{}", d.log());
+    assert!(d.log().contains("sending paused"), "{}", d.log());
+    let status = Command::new(env!("CARGO_BIN_EXE_waflow"))
+        .current_dir(&d.dir)
+        .args(["-c", "waflow.yaml", "--json", "status"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["report"]["sent"], 1, "{report}");
+    assert_eq!(report["report"]["dead_letters"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_error_makes_a_dead_letter_that_can_be_retried() {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(r#"{"status":"error","message":"Phone number is required"}"#),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(sent("RETRIED"))
+        .mount(&api)
+        .await;
+    let (d, _dir) = start(&api, "").await;
+    post(&d, &message("DEAD1", "84933313000", "price")).await;
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waflow = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_waflow"))
+            .current_dir(&d.dir)
+            .args(["-c", "waflow.yaml"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed =
+        String::from_utf8_lossy(&waflow(&["outbox", "list", "--dead"]).stdout).into_owned();
+    assert!(
+        listed.contains("dead") && listed.contains("Phone number is required"),
+        "{listed}"
+    );
+    let retried = waflow(&["outbox", "retry", "--all-dead"]);
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    assert_eq!(
+        wait_for_sends(&api, "send", 2, Duration::from_secs(10))
+            .await
+            .len(),
+        2
+    );
+}
