@@ -3,7 +3,8 @@
 //! Tasks, each owned by this module and stopped through one
 //! `CancellationToken`: the HTTP listener ([`crate::webhook`]), the
 //! processor (inbox → rules → outbox, [`crate::pipeline`]), the outbox
-//! worker ([`crate::dispatch`]), the reloader (SIGHUP and file changes), and
+//! worker ([`crate::dispatch`]), the reloader (SIGHUP, and file changes seen
+//! by polling the files' size and modification time), and
 //! the systemd watchdog. Config and rules are swapped as one [`Loaded`]
 //! value on reload; a broken new version is rejected and the old one keeps
 //! running.
@@ -234,7 +235,12 @@ async fn reloader(
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
-    let _watcher = watch(&shared.loaded().config, &path, tx.clone());
+    let watcher = tokio::spawn(watch_files(
+        shared.clone(),
+        path.clone(),
+        tx,
+        cancel.clone(),
+    ));
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(err) => {
@@ -244,7 +250,10 @@ async fn reloader(
     };
     loop {
         let cause = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => {
+                let _ = watcher.await;
+                return;
+            }
             Some(cause) = rx.recv() => cause,
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
         };
@@ -286,62 +295,69 @@ pub fn reload(shared: &Shared, path: &Path, force_dry_run: bool, cause: &str) {
     }
 }
 
-/// Watches the config file's folder and the rules path (folders, not inodes:
-/// editors replace files when they save).
-fn watch(
-    config: &Config,
-    path: &Path,
-    tx: tokio::sync::mpsc::Sender<&'static str>,
-) -> Option<
-    notify_debouncer_full::Debouncer<
-        notify_debouncer_full::notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
-> {
-    use notify_debouncer_full::notify::RecursiveMode;
-    let watched: Vec<PathBuf> = [path.to_owned(), config.rules.clone()]
+/// How often the config and rule files are checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// What identifies the current version of the config and rule files: each
+/// YAML file's path, size and modification time. Polling this is cheap, and
+/// unlike folder notifications it is not flooded by the store's own writes
+/// when the database lives next to the config.
+fn fingerprint(
+    config_path: &Path,
+    rules: &Path,
+) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut files = vec![config_path.to_owned()];
+    if rules.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(rules) {
+            files.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                    }),
+            );
+        }
+    } else {
+        files.push(rules.to_owned());
+    }
+    files.sort();
+    files
         .into_iter()
-        .filter_map(|p| std::fs::canonicalize(&p).ok())
-        .collect();
-    let relevant = watched.clone();
-    let mut debouncer = notify_debouncer_full::new_debouncer(
-        Duration::from_millis(500),
-        None,
-        move |result: notify_debouncer_full::DebounceEventResult| {
-            let Ok(events) = result else { return };
-            let touches = events.iter().any(|e| {
-                !e.kind.is_access()
-                    && e.paths.iter().any(|p| {
-                        relevant
-                            .iter()
-                            .any(|w| p.starts_with(w) || w.starts_with(p))
-                            && p.extension().is_some_and(|x| x == "yaml" || x == "yml")
-                    })
-            });
-            if touches {
-                let _ = tx.try_send("file change");
-            }
-        },
-    )
-    .map_err(|e| tracing::warn!(error = %e, "cannot watch files; reload with SIGHUP"))
-    .ok()?;
-    for target in &watched {
-        let (dir, mode) = if target.is_dir() {
-            (target.clone(), RecursiveMode::Recursive)
-        } else {
-            (
-                target
-                    .parent()
-                    .map(Path::to_owned)
-                    .unwrap_or_else(|| target.clone()),
-                RecursiveMode::NonRecursive,
-            )
-        };
-        if let Err(e) = debouncer.watch(&dir, mode) {
-            tracing::warn!(error = %e, path = %dir.display(), "cannot watch; reload with SIGHUP");
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+            let modified = meta.and_then(|m| m.modified().ok());
+            (p, size, modified)
+        })
+        .collect()
+}
+
+/// Sends `"file change"` when the config or a rule file changes.
+async fn watch_files(
+    shared: Arc<Shared>,
+    path: PathBuf,
+    tx: tokio::sync::mpsc::Sender<&'static str>,
+    cancel: CancellationToken,
+) {
+    let mut last = fingerprint(&path, &shared.loaded().config.rules);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        let rules = shared.loaded().config.rules.clone();
+        let now = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || fingerprint(&path, &rules)
+        })
+        .await
+        .unwrap_or_default();
+        if now != last {
+            last = now;
+            let _ = tx.try_send("file change");
         }
     }
-    Some(debouncer)
 }
 
 /// Pings the systemd watchdog at half its interval, when it is enabled.

@@ -23,14 +23,27 @@ use crate::store::{self, OutboxRow, StoreMemory};
 
 /// The longest the worker sleeps without looking at the outbox again.
 const IDLE: Duration = Duration::from_secs(1);
+/// How often the outbox gauges are refreshed.
+const GAUGE_EVERY: Duration = Duration::from_secs(2);
+
+/// Store work left for the next job: a confirmed send is committed together
+/// with the claim of the next row, one commit per send.
+type Deferred = Box<dyn FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send>;
 
 /// Runs the worker until `cancel` fires; the send in flight is finished first.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut deferred: Option<Deferred> = None;
     let mut last_send: Option<Instant> = None;
     let mut paused_until: Option<Instant> = None;
+    let mut gauges_at: Option<Instant> = None;
     let http = reqwest::Client::new();
     loop {
         if cancel.is_cancelled() {
+            if let Some(work) = deferred.take()
+                && let Err(err) = shared.store.call(work).await
+            {
+                tracing::error!(error = %err, "cannot record a confirmed send");
+            }
             break;
         }
         if let Some(until) = paused_until
@@ -40,12 +53,19 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
             continue;
         }
         let now = shared.now().as_millisecond();
+        let window = shared.loaded().config.pacing.per_chat.per.as_millis() as i64;
+        let done = deferred.take();
         let claimed = shared
             .store
-            .call(move |conn| store::claim_next(conn, now))
+            .call(move |conn| {
+                if let Some(work) = done {
+                    work(conn)?;
+                }
+                store::claim_with_context(conn, now, window)
+            })
             .await;
-        let row = match claimed {
-            Ok(Some(row)) => row,
+        let claim = match claimed {
+            Ok(Some(claim)) => claim,
             Ok(None) => {
                 let next = shared.store.call(store::next_due).await.ok().flatten();
                 let nap = next
@@ -54,7 +74,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                     })
                     .unwrap_or(IDLE)
                     .min(IDLE);
-                update_gauges(&shared).await;
+                update_gauges(&shared, &mut gauges_at).await;
                 wait(&shared, &cancel, nap).await;
                 continue;
             }
@@ -64,17 +84,20 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 continue;
             }
         };
+        let row = &claim.row;
         match &row.action {
             PlannedAction::Send { .. } => {
-                perform_send(&shared, &row, &mut last_send, &mut paused_until).await;
+                deferred = perform_send(&shared, &claim, &mut last_send, &mut paused_until).await;
             }
-            PlannedAction::Http(call) => perform_http(&shared, &http, &row, call).await,
+            PlannedAction::Http(call) => perform_http(&shared, &http, row, call).await,
             other => {
                 let id = row.id;
                 let note = format!("not an outbox action: {}", kind(other));
                 let _ = shared
                     .store
-                    .call(move |c| store::mark_final(c, id, "dead", Some(&note), store::now_ms()))
+                    .call(move |c| {
+                        store::mark_final(c, id, "dead", Some(&note), false, store::now_ms())
+                    })
                     .await;
             }
         }
@@ -89,25 +112,28 @@ async fn wait(shared: &Shared, cancel: &CancellationToken, nap: Duration) {
     }
 }
 
-async fn update_gauges(shared: &Shared) {
-    if let Ok(report) = shared
-        .store
-        .call(|conn| store::status_report(conn, store::now_ms()))
-        .await
-    {
-        metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(report.queue_depth as f64);
-        metrics::gauge!(crate::metrics::DEAD_LETTERS).set(report.dead_letters as f64);
+/// Refreshes the outbox gauges, at most every [`GAUGE_EVERY`].
+async fn update_gauges(shared: &Shared, last: &mut Option<Instant>) {
+    if last.is_some_and(|at| at.elapsed() < GAUGE_EVERY) {
+        return;
+    }
+    *last = Some(Instant::now());
+    if let Ok((depth, dead)) = shared.store.call(store::outbox_counts).await {
+        metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(depth as f64);
+        metrics::gauge!(crate::metrics::DEAD_LETTERS).set(dead as f64);
     }
 }
 
+/// Sends one claimed row. A confirmed send comes back as work for the next store job.
 async fn perform_send(
     shared: &Shared,
-    row: &OutboxRow,
+    claim: &store::Claim,
     last_send: &mut Option<Instant>,
     paused_until: &mut Option<Instant>,
-) {
+) -> Option<Deferred> {
+    let row = &claim.row;
     let PlannedAction::Send { request, .. } = &row.action else {
-        return;
+        return None;
     };
     let loaded = shared.loaded();
     let config = &loaded.config;
@@ -116,43 +142,28 @@ async fn perform_send(
     if config.dry_run {
         tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
         finish(shared, id, "dry_run", None).await;
-        return;
+        return None;
     }
     let now = shared.now().as_millisecond();
     // A person took over this chat after the reply was planned: do not interrupt them.
-    if let Some(chat) = row.chat.clone() {
-        let instance = row.instance.clone();
-        let paused = shared
-            .store
-            .call(move |c| store::paused_until(c, &instance, &chat, now))
-            .await
-            .ok()
-            .flatten();
-        if paused.is_some() {
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
-                .increment(1);
-            finish(shared, id, "blocked", Some("a person took over this chat")).await;
-            return;
-        }
-        // Per-chat rate: at most N sends per window.
-        let rate = config.pacing.per_chat;
+    if claim.chat_paused_until.is_some() {
+        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
+            .increment(1);
+        finish(shared, id, "blocked", Some("a person took over this chat")).await;
+        return None;
+    }
+    // Per-chat rate: at most N sends per window.
+    let rate = config.pacing.per_chat;
+    let recent = &claim.recent_sends;
+    if row.chat.is_some() && recent.len() >= rate.count as usize {
         let window = rate.per.as_millis() as i64;
-        let instance = row.instance.clone();
-        let chat = row.chat.clone().unwrap_or_default();
-        let recent = shared
+        let next_at = recent[recent.len() - rate.count as usize] + window + 1;
+        let note = format!("per-chat rate {rate} reached; waiting");
+        let _ = shared
             .store
-            .call(move |c| store::sends_to_chat_since(c, &instance, &chat, now - window))
-            .await
-            .unwrap_or_default();
-        if recent.len() >= rate.count as usize {
-            let next_at = recent[recent.len() - rate.count as usize] + window + 1;
-            let note = format!("per-chat rate {rate} reached; waiting");
-            let _ = shared
-                .store
-                .call(move |c| store::mark_retry(c, id, next_at, &note, false, now))
-                .await;
-            return;
-        }
+            .call(move |c| store::mark_retry(c, id, next_at, &note, false, now))
+            .await;
+        return None;
     }
     // Instance-wide minimum interval, then a human-like typing delay.
     if let Some(last) = *last_send {
@@ -180,21 +191,21 @@ async fn perform_send(
             tracing::info!(rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
             metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "sent")
                 .increment(1);
-            let row = row.clone();
-            let at = shared.now().as_millisecond();
-            let _ = shared
-                .store
-                .call(move |c| {
-                    store::mark_sent(c, &row, message_id.as_deref(), at)?;
-                    store::meta_set(c, "sending_paused", None)
-                })
-                .await;
             if paused_until.take().is_some() {
                 tracing::info!("sending resumed: the number is logged in again");
             }
             metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
+            let row = row.clone();
+            let at = shared.now().as_millisecond();
+            Some(Box::new(move |c: &rusqlite::Connection| {
+                store::mark_sent(c, &row, message_id.as_deref(), at)?;
+                store::meta_set(c, "sending_paused", None)
+            }))
         }
-        Err(err) => failed(shared, row, &err, paused_until, &loaded.config.retry).await,
+        Err(err) => {
+            failed(shared, row, &err, paused_until, &loaded.config.retry).await;
+            None
+        }
     }
 }
 
@@ -259,7 +270,7 @@ async fn failed(
                 .increment(1);
             let _ = shared
                 .store
-                .call(move |c| store::mark_final(c, id, "dead", Some(&why), now))
+                .call(move |c| store::mark_final(c, id, "dead", Some(&why), true, now))
                 .await;
         }
     }
@@ -279,7 +290,7 @@ async fn finish(shared: &Shared, id: i64, state: &'static str, note: Option<&'st
     let now = shared.now().as_millisecond();
     let _ = shared
         .store
-        .call(move |c| store::mark_final(c, id, state, note, now))
+        .call(move |c| store::mark_final(c, id, state, note, false, now))
         .await;
 }
 
@@ -324,7 +335,7 @@ async fn perform_http(shared: &Shared, client: &reqwest::Client, row: &OutboxRow
             let _ = shared
                 .store
                 .call(move |c| {
-                    store::mark_final(c, row.id, "sent", None, now)?;
+                    store::mark_final(c, row.id, "sent", None, true, now)?;
                     let Some(inbox_id) = row.inbox_id else {
                         return Ok(());
                     };

@@ -53,19 +53,52 @@ fn process_one(
     now: jiff::Timestamp,
     row: &InboxRow,
 ) -> Result<usize, StoreError> {
-    let now_ms = now.as_millisecond();
-    let mut event: Event = match serde_json::from_str(&row.event) {
-        Ok(e) => e,
+    match serde_json::from_str(&row.event) {
+        Ok(event) => process_event(conn, config, rules, now, row, event),
         Err(err) => {
-            store::finish_inbox(
-                conn,
-                row.id,
-                "ignored",
-                Some(&format!("unreadable event: {err}")),
-            )?;
-            return Ok(0);
+            let note = format!("unreadable event: {err}");
+            store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
+            Ok(0)
         }
-    };
+    }
+}
+
+/// Processes an event just recorded, in the same transaction as its record.
+/// Should processing fail, only its own work is undone: the event stays
+/// `new` and the processor takes it up again.
+pub fn process_recorded(
+    conn: &Connection,
+    config: &Config,
+    rules: &RuleSet,
+    now: jiff::Timestamp,
+    row: &InboxRow,
+    event: Event,
+) -> usize {
+    if conn.execute_batch("SAVEPOINT process").is_err() {
+        return 0;
+    }
+    match process_event(conn, config, rules, now, row, event) {
+        Ok(planned) => {
+            let _ = conn.execute_batch("RELEASE process");
+            planned
+        }
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK TO process; RELEASE process");
+            tracing::warn!(error = %err, "cannot process an event now; it stays queued");
+            0
+        }
+    }
+}
+
+fn process_event(
+    conn: &Connection,
+    config: &Config,
+    rules: &RuleSet,
+    now: jiff::Timestamp,
+    row: &InboxRow,
+    mut event: Event,
+) -> Result<usize, StoreError> {
+    let now_ms = now.as_millisecond();
     let instance = row.instance.as_str();
     match &mut event.kind {
         EventKind::Contacts(contacts) => {

@@ -118,31 +118,16 @@ async fn webhook(
             }
         })
         .collect();
-    let kinds: Vec<(String, bool)> = records
-        .iter()
-        .map(|r| (r.kind.clone(), r.status == "ignored"))
-        .collect();
-    let now = shared.now().as_millisecond();
-    match shared
-        .store
-        .call(move |conn| store::record_events(conn, &records, now))
-        .await
-    {
-        Ok(inserted) => {
+    match record_and_process(&shared, records, normalized.events).await {
+        Ok(outcomes) => {
             let mut accepted = 0;
-            for ((kind, other), new) in kinds.into_iter().zip(inserted) {
-                let outcome = match (new, other) {
-                    (false, _) => "duplicate",
-                    (true, true) => "other_instance",
-                    (true, false) => {
-                        accepted += 1;
-                        "accepted"
-                    }
-                };
+            for (kind, outcome) in outcomes {
+                if outcome == "accepted" {
+                    accepted += 1;
+                }
                 metrics::counter!(crate::metrics::EVENTS, "kind" => kind, "outcome" => outcome)
                     .increment(1);
             }
-            shared.wake_processor.notify_one();
             answer(StatusCode::OK, json!({ "accepted": accepted }))
         }
         Err(e) => {
@@ -153,6 +138,55 @@ async fn webhook(
             )
         }
     }
+}
+
+/// Records events and, in the same transaction, runs the rules on the new
+/// ones; resolves after the commit. Returns each event's kind and outcome.
+async fn record_and_process(
+    shared: &Arc<Shared>,
+    records: Vec<NewEvent>,
+    events: Vec<Event>,
+) -> Result<Vec<(String, &'static str)>, store::StoreError> {
+    let loaded = shared.loaded();
+    let now = shared.now();
+    let (outcomes, planned) = shared
+        .store
+        .call(move |conn| {
+            let ids = store::record_events(conn, &records, now.as_millisecond())?;
+            let mut outcomes = Vec::with_capacity(ids.len());
+            let mut planned = 0;
+            for ((record, event), id) in records.into_iter().zip(events).zip(ids) {
+                let outcome = match (id, record.status) {
+                    (None, _) => "duplicate",
+                    (Some(_), "ignored") => "other_instance",
+                    (Some(id), _) => {
+                        let row = store::InboxRow {
+                            id,
+                            instance: record.instance,
+                            key: record.key,
+                            event: String::new(),
+                            received_at: now.as_millisecond(),
+                        };
+                        planned += crate::pipeline::process_recorded(
+                            conn,
+                            &loaded.config,
+                            &loaded.rules,
+                            now,
+                            &row,
+                            event,
+                        );
+                        "accepted"
+                    }
+                };
+                outcomes.push((record.kind, outcome));
+            }
+            Ok((outcomes, planned))
+        })
+        .await?;
+    if planned > 0 {
+        shared.wake_dispatcher.notify_one();
+    }
+    Ok(outcomes)
 }
 
 async fn hook(
@@ -243,16 +277,10 @@ async fn hook(
         status: "new",
         note: None,
     };
-    let now = shared.now().as_millisecond();
-    match shared
-        .store
-        .call(move |conn| store::record_events(conn, &[record], now))
-        .await
-    {
+    match record_and_process(&shared, vec![record], vec![event]).await {
         Ok(_) => {
             metrics::counter!(crate::metrics::EVENTS, "kind" => "webhook", "outcome" => "accepted")
                 .increment(1);
-            shared.wake_processor.notify_one();
             answer(StatusCode::ACCEPTED, json!({ "accepted": 1 }))
         }
         Err(e) => {

@@ -132,6 +132,7 @@ fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     migrate(&conn)?;
     Ok(conn)
 }

@@ -32,12 +32,12 @@ pub struct NewEvent {
     pub note: Option<String>,
 }
 
-/// Records events; `true` for each one that was new (not a duplicate).
+/// Records events; for each, its inbox row id when it was new (not a duplicate).
 pub fn record_events(
     conn: &Connection,
     events: &[NewEvent],
     now: i64,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<Option<i64>>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO inbox (instance, key, kind, event, received_at, status, note)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (instance, key) DO NOTHING",
@@ -47,7 +47,7 @@ pub fn record_events(
         let n = stmt.execute(params![
             e.instance, e.key, e.kind, e.event, now, e.status, e.note
         ])?;
-        out.push(n == 1);
+        out.push((n == 1).then(|| conn.last_insert_rowid()));
     }
     Ok(out)
 }
@@ -142,7 +142,7 @@ pub fn insert_outbox(conn: &Connection, row: &NewOutbox, now: i64) -> Result<boo
             row.inbox_id,
             row.rule,
             row.action_index as i64,
-            row.chat,
+            row.chat.as_deref().unwrap_or_default(),
             action,
             row.state,
             row.next_at,
@@ -198,7 +198,9 @@ fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<(OutboxRow, String)> {
             inbox_id: r.get(3)?,
             rule: r.get(4)?,
             action_index: r.get(5)?,
-            chat: r.get(6)?,
+            chat: r
+                .get::<_, String>(6)
+                .map(|c| (!c.is_empty()).then_some(c))?,
             action: PlannedAction::Log {
                 text: String::new(),
             },
@@ -224,12 +226,16 @@ fn decode(rows: Vec<(OutboxRow, String)>) -> Result<Vec<OutboxRow>, StoreError> 
         .collect()
 }
 
-/// Claims the next due row, in order per chat, and marks it in flight.
+/// The next due row, in order per chat. Nothing is written: the worker holds
+/// the row in memory while it sends, and its outcome is what gets committed
+/// (after a crash the row is still pending, so the send in flight is retried once).
+/// `attempts` of the returned row counts the attempt about to be made.
 pub fn claim_next(conn: &Connection, now: i64) -> Result<Option<OutboxRow>, StoreError> {
     let sql = format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox o WHERE o.state = 'pending' AND o.next_at <= ?1
-           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat IS o.chat
-                           AND p.id < o.id AND p.state IN ('pending', 'inflight'))
+        "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_queue
+         WHERE o.state = 'pending' AND o.next_at <= ?1
+           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat = o.chat
+                           AND p.id < o.id AND p.state IN ('pending', 'inflight') AND p.chat <> '')
          ORDER BY o.id LIMIT 1"
     );
     let found = conn
@@ -239,12 +245,44 @@ pub fn claim_next(conn: &Connection, now: i64) -> Result<Option<OutboxRow>, Stor
     let Some(found) = found else { return Ok(None) };
     let mut rows = decode(vec![found])?;
     let row = rows.remove(0);
-    conn.prepare_cached("UPDATE outbox SET state = 'inflight', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1")?
-        .execute(params![row.id, now])?;
     Ok(Some(OutboxRow {
         state: "inflight".into(),
         attempts: row.attempts + 1,
         ..row
+    }))
+}
+
+/// A claimed row with what the worker must know before sending it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The row, now in flight.
+    pub row: OutboxRow,
+    /// Until when a person has taken over the row's chat, if they have.
+    pub chat_paused_until: Option<i64>,
+    /// Our sends to the row's chat within the rate window, oldest first.
+    pub recent_sends: Vec<i64>,
+}
+
+/// Claims the next due row and reads its chat's pause and recent sends, in one job.
+pub fn claim_with_context(
+    conn: &Connection,
+    now: i64,
+    window_ms: i64,
+) -> Result<Option<Claim>, StoreError> {
+    let Some(row) = claim_next(conn, now)? else {
+        return Ok(None);
+    };
+    let (chat_paused_until, recent_sends) = match &row.chat {
+        Some(chat) => (
+            paused_until(conn, &row.instance, chat, now)?,
+            sends_to_chat_since(conn, &row.instance, chat, now - window_ms)?,
+        ),
+        None => (None, Vec::new()),
+    };
+    Ok(Some(Claim {
+        row,
+        chat_paused_until,
+        recent_sends,
     }))
 }
 
@@ -262,8 +300,10 @@ pub fn mark_sent(
     message_id: Option<&str>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE outbox SET state = 'sent', message_id = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1")?
-        .execute(params![row.id, message_id, now])?;
+    conn.prepare_cached(
+        "UPDATE outbox SET state = 'sent', message_id = ?2, last_error = NULL, attempts = ?4, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![row.id, message_id, now, row.attempts])?;
     if let Some(id) = message_id {
         conn.prepare_cached("INSERT OR IGNORE INTO sent (message_id, instance, chat, sent_at) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![id, row.instance, row.chat, now])?;
@@ -271,34 +311,37 @@ pub fn mark_sent(
     Ok(())
 }
 
-/// Back to pending, due at `next_at`; `keep_attempt = false` gives the attempt back
-/// (pauses that are not the send's fault do not burn the retry budget).
+/// Back to pending, due at `next_at`. `count_attempt = false` for waits that are
+/// not the send's fault (relogin, our own per-chat rate): they do not spend the budget.
 pub fn mark_retry(
     conn: &Connection,
     id: i64,
     next_at: i64,
     error: &str,
-    keep_attempt: bool,
+    count_attempt: bool,
     now: i64,
 ) -> Result<(), StoreError> {
-    let give_back = if keep_attempt { 0 } else { 1 };
     conn.prepare_cached(
-        "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, attempts = attempts - ?4, updated_at = ?5 WHERE id = ?1",
+        "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, attempts = attempts + ?4, updated_at = ?5 WHERE id = ?1",
     )?
-    .execute(params![id, next_at, error, give_back, now])?;
+    .execute(params![id, next_at, error, i64::from(count_attempt), now])?;
     Ok(())
 }
 
-/// A final state: `dead` (dead letter), `dry_run`, `blocked`, `done`.
+/// A final state: `dead` (dead letter), `dry_run`, `blocked`, `sent` (an http action).
+/// `attempted` counts the attempt that led here.
 pub fn mark_final(
     conn: &Connection,
     id: i64,
     state: &str,
     note: Option<&str>,
+    attempted: bool,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error), updated_at = ?4 WHERE id = ?1")?
-        .execute(params![id, state, note, now])?;
+    conn.prepare_cached(
+        "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error), attempts = attempts + ?5, updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, state, note, now, i64::from(attempted)])?;
     Ok(())
 }
 
@@ -520,6 +563,17 @@ pub fn set_last_fire(conn: &Connection, rule: &str, expr: &str, at: i64) -> Resu
     )?
     .execute(params![rule, expr, at])?;
     Ok(())
+}
+
+/// Sends waiting and dead letters: the outbox gauges (cheap: both counts use an index).
+pub fn outbox_counts(conn: &Connection) -> Result<(i64, i64), StoreError> {
+    let depth = conn
+        .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'inflight')")?
+        .query_row([], |r| r.get(0))?;
+    let dead = conn
+        .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'dead'")?
+        .query_row([], |r| r.get(0))?;
+    Ok((depth, dead))
 }
 
 /// What `waflow status` shows.

@@ -22,7 +22,7 @@ CREATE TABLE outbox (
     inbox_id     INTEGER,
     rule         TEXT    NOT NULL,
     action_index INTEGER NOT NULL,
-    chat         TEXT,
+    chat         TEXT    NOT NULL DEFAULT '',  -- '' when the action belongs to no chat
     action       TEXT    NOT NULL,             -- the planned action, JSON
     state        TEXT    NOT NULL,             -- pending, inflight, sent, dead, dry_run, blocked
     attempts     INTEGER NOT NULL DEFAULT 0,
@@ -32,7 +32,8 @@ CREATE TABLE outbox (
     last_error   TEXT,
     message_id   TEXT
 );
-CREATE INDEX outbox_due ON outbox (state, next_at, id);
+CREATE INDEX outbox_queue ON outbox (state, id);
+CREATE INDEX outbox_due ON outbox (state, next_at);
 CREATE INDEX outbox_chat ON outbox (instance, chat, id);
 
 -- Per-chat state of rules (`set`, `clear`, `match.state`).

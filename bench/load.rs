@@ -1,0 +1,480 @@
+//! End-to-end load test of `waflow run`, side by side with a baseline.
+//!
+//! Starts a mock of the remote API, the real daemon (release build, durable
+//! SQLite commits) and a baseline server that does the same
+//! regex-and-forward job with no durability at all, then drives each one's
+//! webhook with realistic payloads: at full speed, and at a fixed rate.
+//! Reports events/s, p50/p99 answer latency, CPU time per event, peak RSS,
+//! and sends expected vs received (lost or duplicated sends).
+//!
+//! Run it with `bench/run.sh` (which builds in release mode). Every request
+//! goes to 127.0.0.1; loops are bounded in count and time.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+const SECRET: &str = "bench-secret";
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("baseline") {
+        let port: u16 = args[2].parse().expect("port");
+        baseline(port, args[3].clone()).await;
+        return;
+    }
+    let waflow = std::fs::canonicalize(
+        args.get(1)
+            .cloned()
+            .unwrap_or_else(|| "target/release/waflow".into()),
+    )
+    .expect("the waflow binary (build it with cargo build --release)");
+    let full_events: usize = env_or("BENCH_EVENTS", 20_000);
+    let rate_seconds: u64 = env_or("BENCH_RATE_SECONDS", 10);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
+
+    let mock = Mock::start().await;
+    println!("mock API on {}", mock.addr);
+
+    let mut results = Vec::new();
+    for target in ["baseline", "waflow"] {
+        mock.reset();
+        let dir = tempfile_dir(target);
+        let port = free_port();
+        let mut child = match target {
+            "baseline" => Command::new(std::env::current_exe().expect("exe"))
+                .args([
+                    "baseline",
+                    &port.to_string(),
+                    &format!("http://{}/api", mock.addr),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("baseline"),
+            _ => start_waflow(&waflow, &dir, port, mock.addr),
+        };
+        wait_up(port).await;
+        let pid = child.id();
+        let cpu0 = cpu_seconds(pid);
+
+        let full = drive_full(port, full_events, concurrency, 0).await;
+        let rate = drive_rate(port, 1000, rate_seconds, full_events).await;
+        let expected = full.ok + rate.ok;
+        let (received, duplicates) = mock.wait_for(expected, Duration::from_secs(120)).await;
+        // All the work of every event, its send included, until the last send arrived.
+        let cpu1 = cpu_seconds(pid);
+        let rss = peak_rss_kib(pid);
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let _ = child.wait();
+        results.push(Report {
+            name: target,
+            events_per_sec: full.ok as f64 / full.elapsed.as_secs_f64(),
+            p50_full: full.percentile(50.0),
+            p99_full: full.percentile(99.0),
+            p50_rate: rate.percentile(50.0),
+            p99_rate: rate.percentile(99.0),
+            cpu_us_per_event: (cpu1 - cpu0) * 1e6 / expected.max(1) as f64,
+            rss_mib: rss as f64 / 1024.0,
+            expected,
+            received,
+            duplicates,
+            errors: full.errors + rate.errors,
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!();
+    println!(
+        "| | events/s (full speed, {concurrency} conns) | p50 / p99 at full speed | p50 / p99 at 1000 ev/s | CPU µs/event | peak RSS | sends expected / received / duplicated | errors |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in &results {
+        println!(
+            "| {} | {:.0} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.1} | {:.1} MiB | {} / {} / {} | {} |",
+            r.name,
+            r.events_per_sec,
+            r.p50_full,
+            r.p99_full,
+            r.p50_rate,
+            r.p99_rate,
+            r.cpu_us_per_event,
+            r.rss_mib,
+            r.expected,
+            r.received,
+            r.duplicates,
+            r.errors
+        );
+    }
+    let (b, w) = (&results[0], &results[1]);
+    println!();
+    println!(
+        "waflow / baseline events/s: {:.2} (target >= 0.4)",
+        w.events_per_sec / b.events_per_sec
+    );
+    println!(
+        "waflow / baseline CPU per event: {:.2} (target <= 3)",
+        w.cpu_us_per_event / b.cpu_us_per_event
+    );
+    println!(
+        "waflow p99 at 1000 ev/s: {:.2} ms (target < 10)",
+        w.p99_rate
+    );
+    println!("waflow peak RSS: {:.1} MiB (target < 50)", w.rss_mib);
+    println!(
+        "waflow lost: {}, duplicated: {} (target 0, 0)",
+        w.expected.saturating_sub(w.received),
+        w.duplicates
+    );
+}
+
+struct Report {
+    name: &'static str,
+    events_per_sec: f64,
+    p50_full: f64,
+    p99_full: f64,
+    p50_rate: f64,
+    p99_rate: f64,
+    cpu_us_per_event: f64,
+    rss_mib: f64,
+    expected: usize,
+    received: usize,
+    duplicates: usize,
+    errors: usize,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn tempfile_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("waflow-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("rules")).expect("dir");
+    dir
+}
+
+fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr) -> Child {
+    std::fs::write(
+        dir.join("waflow.yaml"),
+        format!(
+            "api:\n  base_url: http://{api}/api\n  instance_id: BENCH\n  access_token: bench-token\n  timeout: 5s\n\
+             server:\n  listen: 127.0.0.1:{port}\n  webhook_secret: {SECRET}\n\
+             store: waflow.db\nrules: rules\nignore_older_than: 1d\n\
+             pacing:\n  min_interval: 0s\n  per_chat: 1000/min\n  typing_delay: 0s\n"
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join("rules/faq.yaml"),
+        "rules:\n  - name: prices\n    on: message\n    match: { text: '(?i)\\b(price|how much)\\b' }\n    actions:\n      - reply: \"Our prices: https://shop.example.com/prices\"\n",
+    )
+    .expect("rules");
+    Command::new(bin)
+        .current_dir(dir)
+        .env("RUST_LOG", "waflow=warn")
+        .args(["-c", "waflow.yaml", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("waflow")
+}
+
+async fn wait_up(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server on {port} did not start");
+}
+
+/// A realistic webhook body: stock envelope, one incoming text, unique id and sender.
+fn payload(n: usize) -> Vec<u8> {
+    json!({
+        "instance_id": "BENCH",
+        "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
+            "key": { "remoteJid": format!("8490{:07}@s.whatsapp.net", n % 10_000_000), "fromMe": false, "id": format!("3EB0BENCH{n:012}") },
+            "messageTimestamp": jiff::Timestamp::now().as_second(),
+            "pushName": "Load Test",
+            "broadcast": false,
+            "message": { "conversation": "Hello, how much is a t-shirt?", "messageContextInfo": { "deviceListMetadataVersion": 2 } }
+        }]}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[derive(Default)]
+struct Run {
+    ok: usize,
+    errors: usize,
+    latencies_ms: Vec<f64>,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return 0.0;
+        }
+        let mut v = self.latencies_ms.clone();
+        v.sort_by(f64::total_cmp);
+        v[((p / 100.0) * (v.len() - 1) as f64).round() as usize]
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client")
+}
+
+/// `total` events as fast as `concurrency` connections allow.
+async fn drive_full(port: u16, total: usize, concurrency: usize, first: usize) -> Run {
+    let url = format!("http://127.0.0.1:{port}/webhook/{SECRET}");
+    let next = Arc::new(AtomicU64::new(first as u64));
+    let end = (first + total) as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (url, next, http) = (url.clone(), next.clone(), client());
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= end {
+                    break;
+                }
+                let t = Instant::now();
+                let ok = http
+                    .post(&url)
+                    .body(payload(n as usize))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                run.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                if ok { run.ok += 1 } else { run.errors += 1 }
+            }
+            run
+        }));
+    }
+    let mut all = Run::default();
+    for t in tasks {
+        let r = t.await.expect("task");
+        all.ok += r.ok;
+        all.errors += r.errors;
+        all.latencies_ms.extend(r.latencies_ms);
+    }
+    all.elapsed = started.elapsed();
+    all
+}
+
+/// `per_second` events each second for `seconds` seconds.
+async fn drive_rate(port: u16, per_second: u64, seconds: u64, first: usize) -> Run {
+    let url = format!("http://127.0.0.1:{port}/webhook/{SECRET}");
+    let http = client();
+    let results = Arc::new(Mutex::new(Run::default()));
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / per_second));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..(per_second * seconds) {
+        ticker.tick().await;
+        let (url, http, results) = (url.clone(), http.clone(), results.clone());
+        let n = first + i as usize;
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = http
+                .post(&url)
+                .body(payload(n))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let mut r = results.lock().expect("lock");
+            r.latencies_ms.push(ms);
+            if ok { r.ok += 1 } else { r.errors += 1 }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut run = std::mem::take(&mut *results.lock().expect("lock"));
+    run.elapsed = started.elapsed();
+    run
+}
+
+/// The mock API: answers sends with a message id and counts them per message.
+struct Mock {
+    addr: SocketAddr,
+    seen: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Mock {
+    async fn start() -> Mock {
+        let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let app = Router::new()
+            .route("/api/send", post(mock_send))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Mock { addr, seen }
+    }
+
+    fn reset(&self) {
+        self.seen.lock().expect("lock").clear();
+    }
+
+    /// Waits until `expected` distinct sends arrived (or the time is up): (distinct, duplicates).
+    async fn wait_for(&self, expected: usize, within: Duration) -> (usize, usize) {
+        let deadline = Instant::now() + within;
+        loop {
+            let distinct = self.seen.lock().expect("lock").len();
+            if distinct >= expected || Instant::now() > deadline {
+                // Give late duplicates a moment to show.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let seen = self.seen.lock().expect("lock");
+                return (seen.len(), seen.values().map(|n| n - 1).sum::<usize>());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn mock_send(State(seen): State<Arc<Mutex<HashMap<String, usize>>>>, body: Bytes) -> String {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let number = v["number"].as_str().unwrap_or_default().to_owned();
+    let count = {
+        let mut seen = seen.lock().expect("lock");
+        let c = seen.entry(number.clone()).or_insert(0);
+        *c += 1;
+        *c
+    };
+    json!({"status": "success", "message": {"key": {"remoteJid": format!("{number}@c.us"), "fromMe": true, "id": format!("BAE5{number}{count}")}}}).to_string()
+}
+
+/// The baseline: the same regex-and-forward job with no durability.
+async fn baseline(port: u16, api: String) {
+    #[derive(Clone)]
+    struct S {
+        re: regex::Regex,
+        api: String,
+        http: reqwest::Client,
+    }
+    async fn hook(
+        State(s): State<S>,
+        axum::extract::Path(secret): axum::extract::Path<String>,
+        body: Bytes,
+    ) -> (axum::http::StatusCode, String) {
+        if secret != SECRET {
+            return (axum::http::StatusCode::NOT_FOUND, String::new());
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+            return (axum::http::StatusCode::BAD_REQUEST, String::new());
+        };
+        let mut accepted = 0;
+        for m in v["data"]["data"]["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let text = m["message"]["conversation"].as_str().unwrap_or_default();
+            if m["key"]["fromMe"] == true || !s.re.is_match(text) {
+                continue;
+            }
+            accepted += 1;
+            let number = m["key"]["remoteJid"]
+                .as_str()
+                .unwrap_or_default()
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let (http, api) = (s.http.clone(), s.api.clone());
+            tokio::spawn(async move {
+                let _ = http
+                    .post(format!("{api}/send"))
+                    .json(&json!({"number": number, "type": "text", "message": "Our prices: https://shop.example.com/prices", "instance_id": "BENCH", "access_token": "bench-token"}))
+                    .send()
+                    .await;
+            });
+        }
+        (
+            axum::http::StatusCode::OK,
+            json!({"accepted": accepted}).to_string(),
+        )
+    }
+    let state = S {
+        re: regex::Regex::new(r"(?i)\b(price|how much)\b").expect("regex"),
+        api,
+        http: reqwest::Client::new(),
+    };
+    let app = Router::new()
+        .route("/webhook/{secret}", post(hook))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    let _ = axum::serve(listener, app).await;
+}
+
+/// User + system CPU seconds of a process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Peak resident set size (VmHWM) in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
