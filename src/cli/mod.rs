@@ -6,6 +6,7 @@
 //! 3 the remote API refused or could not be reached.
 
 mod check;
+mod cron;
 mod instance;
 mod output;
 mod run;
@@ -79,6 +80,9 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of rule files (for editor completion)
     Schema,
+    /// Cron expressions: when do they fire?
+    #[command(subcommand)]
+    Cron(cron::CronCommand),
     /// Send a text or a file to a phone number
     Send(send::SendArgs),
     /// Send a text or a file to a group
@@ -145,6 +149,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Check => check::run(cli, out),
         Command::Test(args) => test::run(cli, args, out),
         Command::Simulate(args) => simulate::run(cli, args, out),
+        Command::Cron(cmd) => cron::run(cmd, out),
         Command::Schema => {
             schema::run();
             Ok(())
