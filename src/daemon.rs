@@ -60,6 +60,55 @@ impl Loaded {
     }
 }
 
+/// The daemon's clock. Normally the system clock; for tests of schedules it
+/// can start at a chosen instant and run faster (`WAFLOW_TEST_CLOCK` =
+/// RFC 3339 start, `WAFLOW_TEST_CLOCK_RATE` = virtual seconds per second).
+#[derive(Debug, Clone)]
+pub struct Clock {
+    start: Option<(jiff::Timestamp, std::time::Instant)>,
+    rate: f64,
+}
+
+impl Clock {
+    /// The system clock, unless the test variables are set.
+    pub fn from_env() -> Clock {
+        let start = std::env::var("WAFLOW_TEST_CLOCK")
+            .ok()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| (t, std::time::Instant::now()));
+        let rate = std::env::var("WAFLOW_TEST_CLOCK_RATE")
+            .ok()
+            .and_then(|r| r.parse::<f64>().ok())
+            .filter(|r| *r > 0.0)
+            .unwrap_or(1.0);
+        if let Some((t, _)) = start {
+            tracing::warn!(start = %t, rate, "test clock in use: time is not the system's");
+        }
+        Clock { start, rate }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> jiff::Timestamp {
+        match self.start {
+            None => jiff::Timestamp::now(),
+            Some((t, since)) => {
+                let elapsed = since.elapsed().as_secs_f64() * self.rate;
+                t + jiff::SignedDuration::from_secs_f64(elapsed)
+            }
+        }
+    }
+
+    /// How much of this clock's time passes in `real` time.
+    pub fn virtual_of(&self, real: Duration) -> Duration {
+        real.mul_f64(self.rate)
+    }
+
+    /// The real time to wait for `virtual_wait` of this clock to pass.
+    pub fn real(&self, virtual_wait: Duration) -> Duration {
+        virtual_wait.div_f64(self.rate)
+    }
+}
+
 /// What the daemon's tasks share.
 pub struct Shared {
     /// The store.
@@ -69,6 +118,10 @@ pub struct Shared {
     pub wake_processor: Notify,
     /// Wakes the outbox worker when work was planned.
     pub wake_dispatcher: Notify,
+    /// Wakes the scheduler when the rules changed.
+    pub wake_scheduler: Notify,
+    /// The clock.
+    pub clock: Clock,
 }
 
 impl Shared {
@@ -79,6 +132,8 @@ impl Shared {
             current: RwLock::new(Arc::new(loaded)),
             wake_processor: Notify::new(),
             wake_dispatcher: Notify::new(),
+            wake_scheduler: Notify::new(),
+            clock: Clock::from_env(),
         }
     }
 
@@ -100,7 +155,7 @@ impl Shared {
 
     /// The current time.
     pub fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::now()
+        self.clock.now()
     }
 }
 
@@ -154,6 +209,7 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     });
     tasks.spawn(process(shared.clone(), cancel.clone()));
     tasks.spawn(crate::dispatch::run(shared.clone(), cancel.clone()));
+    tasks.spawn(crate::schedule::runner::run(shared.clone(), cancel.clone()));
     tasks.spawn(reloader(
         shared.clone(),
         config_path.clone(),
@@ -280,6 +336,7 @@ pub fn reload(shared: &Shared, path: &Path, force_dry_run: bool, cause: &str) {
             tracing::info!(cause, rules, "reloaded config and rules");
             shared.wake_processor.notify_one();
             shared.wake_dispatcher.notify_one();
+            shared.wake_scheduler.notify_one();
         }
         Err(problems) => {
             metrics::counter!(crate::metrics::RELOADS, "outcome" => "rejected").increment(1);

@@ -16,10 +16,57 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::config::Config;
+use crate::daemon::Shared;
 use crate::event::jid::{self, JidKind};
 use crate::event::{Delivery, Event, EventKind};
 use crate::rules::{EvalInput, PlannedAction, RulePlan, RuleSet};
-use crate::store::{self, InboxRow, NewOutbox, StoreError, StoreMemory};
+use crate::store::{self, InboxRow, NewEvent, NewOutbox, StoreError, StoreMemory};
+
+/// Records events and, in the same transaction, runs the rules on the new
+/// ones; `also` joins the same transaction (a schedule's bookkeeping).
+/// Resolves after the commit. Returns each event's kind and outcome.
+pub async fn record_and_process(
+    shared: &Shared,
+    records: Vec<NewEvent>,
+    events: Vec<Event>,
+    also: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+) -> Result<Vec<(String, &'static str)>, StoreError> {
+    let loaded = shared.loaded();
+    let now = shared.now();
+    let (outcomes, planned) = shared
+        .store
+        .call(move |conn| {
+            let ids = store::record_events(conn, &records, now.as_millisecond())?;
+            also(conn)?;
+            let mut outcomes = Vec::with_capacity(ids.len());
+            let mut planned = 0;
+            for ((record, event), id) in records.into_iter().zip(events).zip(ids) {
+                let outcome = match (id, record.status) {
+                    (None, _) => "duplicate",
+                    (Some(_), "ignored") => "other_instance",
+                    (Some(id), _) => {
+                        let row = store::InboxRow {
+                            id,
+                            instance: record.instance,
+                            key: record.key,
+                            event: String::new(),
+                            received_at: now.as_millisecond(),
+                        };
+                        planned +=
+                            process_recorded(conn, &loaded.config, &loaded.rules, now, &row, event);
+                        "accepted"
+                    }
+                };
+                outcomes.push((record.kind, outcome));
+            }
+            Ok((outcomes, planned))
+        })
+        .await?;
+    if planned > 0 {
+        shared.wake_dispatcher.notify_one();
+    }
+    Ok(outcomes)
+}
 
 /// What processing a batch did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -156,6 +203,11 @@ fn process_event(
         }
         _ => {}
     }
+    // A schedule's occurrence is evaluated at its own instant, however late it runs.
+    let now = match &event.kind {
+        EventKind::Schedule(fire) => fire.at,
+        _ => now,
+    };
     let memory = StoreMemory { conn };
     let input = EvalInput {
         now,

@@ -118,7 +118,8 @@ async fn webhook(
             }
         })
         .collect();
-    match record_and_process(&shared, records, normalized.events).await {
+    match crate::pipeline::record_and_process(&shared, records, normalized.events, |_| Ok(())).await
+    {
         Ok(outcomes) => {
             let mut accepted = 0;
             for (kind, outcome) in outcomes {
@@ -138,55 +139,6 @@ async fn webhook(
             )
         }
     }
-}
-
-/// Records events and, in the same transaction, runs the rules on the new
-/// ones; resolves after the commit. Returns each event's kind and outcome.
-async fn record_and_process(
-    shared: &Arc<Shared>,
-    records: Vec<NewEvent>,
-    events: Vec<Event>,
-) -> Result<Vec<(String, &'static str)>, store::StoreError> {
-    let loaded = shared.loaded();
-    let now = shared.now();
-    let (outcomes, planned) = shared
-        .store
-        .call(move |conn| {
-            let ids = store::record_events(conn, &records, now.as_millisecond())?;
-            let mut outcomes = Vec::with_capacity(ids.len());
-            let mut planned = 0;
-            for ((record, event), id) in records.into_iter().zip(events).zip(ids) {
-                let outcome = match (id, record.status) {
-                    (None, _) => "duplicate",
-                    (Some(_), "ignored") => "other_instance",
-                    (Some(id), _) => {
-                        let row = store::InboxRow {
-                            id,
-                            instance: record.instance,
-                            key: record.key,
-                            event: String::new(),
-                            received_at: now.as_millisecond(),
-                        };
-                        planned += crate::pipeline::process_recorded(
-                            conn,
-                            &loaded.config,
-                            &loaded.rules,
-                            now,
-                            &row,
-                            event,
-                        );
-                        "accepted"
-                    }
-                };
-                outcomes.push((record.kind, outcome));
-            }
-            Ok((outcomes, planned))
-        })
-        .await?;
-    if planned > 0 {
-        shared.wake_dispatcher.notify_one();
-    }
-    Ok(outcomes)
 }
 
 async fn hook(
@@ -277,7 +229,8 @@ async fn hook(
         status: "new",
         note: None,
     };
-    match record_and_process(&shared, vec![record], vec![event]).await {
+    match crate::pipeline::record_and_process(&shared, vec![record], vec![event], |_| Ok(())).await
+    {
         Ok(_) => {
             metrics::counter!(crate::metrics::EVENTS, "kind" => "webhook", "outcome" => "accepted")
                 .increment(1);

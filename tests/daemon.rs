@@ -98,6 +98,11 @@ fn write_config(dir: &Path, api: &str, port: u16, extra: &str) {
 }
 
 async fn start_in(dir: &Path, port: u16) -> Daemon {
+    start_with(dir, port, &[]).await
+}
+
+/// Starts the daemon with extra environment variables (the test clock).
+async fn start_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -105,6 +110,7 @@ async fn start_in(dir: &Path, port: u16) -> Daemon {
         .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_waflow"))
         .current_dir(dir)
+        .envs(env.iter().copied())
         .env_remove("WAFLOW_CONFIG")
         .env("RUST_LOG", "waflow=debug")
         .args(["-c", "waflow.yaml", "--log-format", "json", "run"])
@@ -640,5 +646,154 @@ async fn a_permanent_error_makes_a_dead_letter_that_can_be_retried() {
             .await
             .len(),
         2
+    );
+}
+
+const REMINDER: &str = r#"rules:
+  - name: standup
+    on: schedule
+    cron: "0 9 * * MON-FRI"
+    timezone: Europe/Berlin
+    CATCH_UP
+    actions:
+      - send_group: { group: "120363025246125486@g.us", text: "Stand-up {{ now.iso }}" }
+"#;
+
+/// A folder with the reminder rule (`catch_up` given or not) and a config for `api`.
+fn reminder_setup(api: &MockServer, catch_up: Option<&str>) -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), &api.uri(), port, "");
+    let line = catch_up.map_or(String::new(), |c| format!("catch_up: {c}"));
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        REMINDER.replace("CATCH_UP", &line),
+    )
+    .unwrap();
+    (dir, port)
+}
+
+fn texts(sends: &[Value]) -> Vec<String> {
+    sends
+        .iter()
+        .map(|s| s["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The test clock starts at `start` and runs `rate` times faster than real time.
+async fn run_clock(dir: &Path, port: u16, start: &str, rate: &str) -> Daemon {
+    start_with(
+        dir,
+        port,
+        &[
+            ("WAFLOW_TEST_CLOCK", start),
+            ("WAFLOW_TEST_CLOCK_RATE", rate),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_weekday_reminder_arrives_at_nine_local_time_across_spring_forward() {
+    let api = api_ok().await;
+    let (dir, port) = reminder_setup(&api, None);
+    // Friday 08:00 CET; 40,000 times real speed: the weekend passes in seconds.
+    let mut d = run_clock(dir.path(), port, "2026-03-27T07:00:00Z", "40000").await;
+    let got = wait_for_sends(&api, "send_group", 3, Duration::from_secs(30)).await;
+    d.stop();
+    assert_eq!(
+        texts(&got[..3.min(got.len())]),
+        [
+            "Stand-up 2026-03-27T09:00:00+01:00",
+            "Stand-up 2026-03-30T09:00:00+02:00",
+            "Stand-up 2026-03-31T09:00:00+02:00"
+        ],
+        "{}",
+        d.log()
+    );
+    assert_eq!(got[0]["group_id"], "120363025246125486@g.us");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_weekday_reminder_arrives_at_nine_local_time_across_fall_back() {
+    let api = api_ok().await;
+    let (dir, port) = reminder_setup(&api, None);
+    let mut d = run_clock(dir.path(), port, "2026-10-23T06:00:00Z", "40000").await;
+    let got = wait_for_sends(&api, "send_group", 3, Duration::from_secs(30)).await;
+    d.stop();
+    assert_eq!(
+        texts(&got[..3.min(got.len())]),
+        [
+            "Stand-up 2026-10-23T09:00:00+02:00",
+            "Stand-up 2026-10-26T09:00:00+01:00",
+            "Stand-up 2026-10-27T09:00:00+01:00"
+        ],
+        "{}",
+        d.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarts_never_fire_twice_and_catch_up_only_within_its_window() {
+    let api = api_ok().await;
+    let (dir, port) = reminder_setup(&api, Some("15m"));
+    // Friday 08:59:50 CET at 10x: the 09:00 run fires about a second in.
+    let mut d = run_clock(dir.path(), port, "2026-03-27T07:59:50Z", "10").await;
+    assert_eq!(
+        wait_for_sends(&api, "send_group", 1, Duration::from_secs(10))
+            .await
+            .len(),
+        1,
+        "{}",
+        d.log()
+    );
+    d.stop();
+    // Restarted 30 s after the run: it must not fire again.
+    let mut d = run_clock(dir.path(), port, "2026-03-27T08:00:30Z", "10").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    d.stop();
+    assert_eq!(sends(&api, "send_group").await.len(), 1, "{}", d.log());
+    // Down over the weekend, back on Monday at 09:10 CEST: the 09:00 run is 10 min late, within catch_up.
+    let mut d = run_clock(dir.path(), port, "2026-03-30T07:10:00Z", "1").await;
+    let got = wait_for_sends(&api, "send_group", 2, Duration::from_secs(10)).await;
+    d.stop();
+    assert_eq!(
+        texts(&got),
+        [
+            "Stand-up 2026-03-27T09:00:00+01:00",
+            "Stand-up 2026-03-30T09:00:00+02:00"
+        ],
+        "{}",
+        d.log()
+    );
+    // And once more: the caught-up run is not repeated.
+    let mut d = run_clock(dir.path(), port, "2026-03-30T07:11:00Z", "1").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    d.stop();
+    assert_eq!(sends(&api, "send_group").await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_missed_beyond_catch_up_is_skipped_and_logged() {
+    let api = api_ok().await;
+    let (dir, port) = reminder_setup(&api, None);
+    let mut d = run_clock(dir.path(), port, "2026-03-27T07:59:50Z", "10").await;
+    assert_eq!(
+        wait_for_sends(&api, "send_group", 1, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
+    d.stop();
+    // Back on Monday at 09:10 CEST without catch_up: the missed run is skipped.
+    let mut d = run_clock(dir.path(), port, "2026-03-30T07:10:00Z", "1").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    d.stop();
+    assert_eq!(sends(&api, "send_group").await.len(), 1);
+    assert!(
+        d.log()
+            .contains("missed while the daemon was down are skipped"),
+        "{}",
+        d.log()
     );
 }

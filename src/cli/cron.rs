@@ -36,7 +36,10 @@ pub struct NextArgs {
 pub fn run(cmd: &CronCommand, out: &Output) -> Result<(), CliError> {
     let CronCommand::Next(args) = cmd;
     let cron = Cron::parse(&args.expr).map_err(|e| CliError::Invalid(e.to_string()))?;
-    let zone: Zone = args.tz.parse().map_err(|e: crate::config::units::UnitError| CliError::Invalid(e.to_string()))?;
+    let zone: Zone = args
+        .tz
+        .parse()
+        .map_err(|e: crate::config::units::UnitError| CliError::Invalid(e.to_string()))?;
     let after: jiff::Timestamp = match &args.after {
         Some(text) => parse_instant(text)?,
         None => jiff::Timestamp::now(),
@@ -44,7 +47,11 @@ pub fn run(cmd: &CronCommand, out: &Output) -> Result<(), CliError> {
     let fires = next_n(&cron, &zone.tz, after, args.count);
     let lines: Vec<String> = fires
         .iter()
-        .map(|t| t.to_zoned(zone.tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+        .map(|t| {
+            t.to_zoned(zone.tz.clone())
+                .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string()
+        })
         .collect();
     if lines.is_empty() {
         return Err(CliError::Invalid(format!(
@@ -52,11 +59,17 @@ pub fn run(cmd: &CronCommand, out: &Output) -> Result<(), CliError> {
             args.expr
         )));
     }
-    out.success(&lines.join("\n"), json!({ "expr": args.expr, "tz": zone.name, "next": lines }));
+    out.success(
+        &lines.join("\n"),
+        json!({ "expr": args.expr, "tz": zone.name, "next": lines }),
+    );
     Ok(())
 }
 
 fn parse_instant(text: &str) -> Result<jiff::Timestamp, CliError> {
-    text.parse::<jiff::Timestamp>()
-        .map_err(|e| CliError::Invalid(format!("--after `{text}` is not an RFC 3339 instant (e.g. 2026-03-28T12:00:00Z): {e}")))
+    text.parse::<jiff::Timestamp>().map_err(|e| {
+        CliError::Invalid(format!(
+            "--after `{text}` is not an RFC 3339 instant (e.g. 2026-03-28T12:00:00Z): {e}"
+        ))
+    })
 }

@@ -59,10 +59,15 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
             text.push_str(&format!("  {chat} until {}\n", ms_text(*until)));
         }
     }
-    if !report.schedules.is_empty() {
-        text.push_str("schedules (last fire):\n");
-        for (rule, at) in &report.schedules {
-            text.push_str(&format!("  {rule}: {}\n", ms_text(*at)));
+    let schedules = next_fires(&config, &report.schedules);
+    if !schedules.is_empty() {
+        text.push_str("schedules:\n");
+        for (rule, zone, last, next) in &schedules {
+            text.push_str(&format!(
+                "  {rule} ({zone}): last {}, next {}\n",
+                last.map_or_else(|| "never".to_owned(), ms_text),
+                next.as_deref().unwrap_or("never")
+            ));
         }
     }
     if !report.last_errors.is_empty() {
@@ -76,6 +81,36 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
         json!({ "instance": config.api.instance_id, "dry_run": config.dry_run, "report": report }),
     );
     Ok(())
+}
+
+/// Each schedule rule: name, zone, last fire (from the store), next fire (in its zone).
+fn next_fires(
+    config: &crate::config::Config,
+    last: &[(String, i64)],
+) -> Vec<(String, String, Option<i64>, Option<String>)> {
+    let Ok(rules) = super::load_rules(config) else {
+        return Vec::new();
+    };
+    let now = jiff::Timestamp::now();
+    rules
+        .rules
+        .iter()
+        .filter_map(|r| match &r.trigger {
+            crate::rules::Trigger::Schedule(spec) => {
+                let next = crate::schedule::next_after(&spec.cron, &r.zone.tz, now).map(|t| {
+                    t.to_zoned(r.zone.tz.clone())
+                        .strftime("%Y-%m-%d %H:%M:%S %:z")
+                        .to_string()
+                });
+                let last = last
+                    .iter()
+                    .find(|(name, _)| *name == r.name)
+                    .map(|(_, at)| *at);
+                Some((r.name.clone(), r.zone.name.clone(), last, next))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The outbox subcommands.

@@ -26,7 +26,11 @@ const SHIFT: SignedDuration = SignedDuration::from_hours(3);
 
 /// The first fire instant strictly after `after`, or `None` if there is none.
 pub fn next_after(cron: &Cron, tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
-    let start = after.to_zoned(tz.clone()).datetime().checked_sub(SHIFT).ok()?;
+    let start = after
+        .to_zoned(tz.clone())
+        .datetime()
+        .checked_sub(SHIFT)
+        .ok()?;
     let mut best: Option<(Timestamp, DateTime)> = None;
     let mut date = start.date();
     for _ in 0..HORIZON_DAYS {
@@ -75,13 +79,17 @@ pub fn next_n(cron: &Cron, tz: &TimeZone, after: Timestamp, count: usize) -> Vec
 
 /// The matching times of one day, in order.
 fn times_of(cron: &Cron, date: Date) -> impl Iterator<Item = DateTime> + '_ {
-    (0..24i8).filter(move |h| bit(cron.hours, *h)).flat_map(move |h| {
-        (0..60i8).filter(move |m| bit(cron.minutes, *m)).flat_map(move |m| {
+    (0..24i8)
+        .filter(move |h| bit(cron.hours, *h))
+        .flat_map(move |h| {
             (0..60i8)
-                .filter(move |s| bit(cron.seconds, *s))
-                .map(move |s| date.at(h, m, s, 0))
+                .filter(move |m| bit(cron.minutes, *m))
+                .flat_map(move |m| {
+                    (0..60i8)
+                        .filter(move |s| bit(cron.seconds, *s))
+                        .map(move |s| date.at(h, m, s, 0))
+                })
         })
-    })
 }
 
 fn bit(set: u64, v: i8) -> bool {
@@ -91,7 +99,9 @@ fn bit(set: u64, v: i8) -> bool {
 /// The instants a civil time fires at, by the rules above.
 fn instants(cron: &Cron, tz: &TimeZone, dt: DateTime) -> Vec<Timestamp> {
     match tz.to_ambiguous_timestamp(dt).offset() {
-        AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(dt).ok().into_iter().collect(),
+        AmbiguousOffset::Unambiguous { offset } => {
+            offset.to_timestamp(dt).ok().into_iter().collect()
+        }
         AmbiguousOffset::Gap { after, .. } => {
             if !cron.fixed_time {
                 return Vec::new();
@@ -109,7 +119,10 @@ fn instants(cron: &Cron, tz: &TimeZone, dt: DateTime) -> Vec<Timestamp> {
             if cron.fixed_time {
                 first.into_iter().collect()
             } else {
-                first.into_iter().chain(after.to_timestamp(dt).ok()).collect()
+                first
+                    .into_iter()
+                    .chain(after.to_timestamp(dt).ok())
+                    .collect()
             }
         }
     }

@@ -1,0 +1,219 @@
+//! The scheduler task of the daemon: fires schedule rules through the same
+//! inbox and outbox as webhook events.
+//!
+//! Each occurrence is recorded as an event keyed `fire:<rule>:<instant>`
+//! together with the rule's last fire, in one transaction: a restart never
+//! fires the same occurrence twice. An occurrence missed while the daemon was
+//! down fires on start only if it is at most `catch_up` late; older ones are
+//! skipped and logged. Waits are computed from the wall clock each time and
+//! capped, so a host that slept or a clock that jumped is noticed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use super::next_after;
+use crate::daemon::Shared;
+use crate::event::{Event, EventKind, Fire};
+use crate::rules::{Rule, Trigger};
+use crate::store::{self, NewEvent};
+
+/// The longest single wait: time is re-read at least this often.
+const RECHECK: Duration = Duration::from_secs(30);
+/// How late a timer may wake and still fire its run without `catch_up`.
+const GRACE: Duration = Duration::from_secs(60);
+
+/// One schedule rule as the task tracks it.
+#[derive(Debug, Clone, PartialEq)]
+struct Tracked {
+    /// Expression and zone: a change makes a new schedule.
+    identity: String,
+    /// The next occurrence.
+    next: Option<Timestamp>,
+}
+
+fn identity(rule: &Rule, cron: &super::Cron) -> String {
+    format!("{} | {}", cron.source, rule.zone.name)
+}
+
+/// Runs until `cancel` fires.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    loop {
+        let loaded = shared.loaded();
+        let now = shared.now();
+        // Follow reloads: keep unchanged schedules, start new or changed ones, forget removed ones.
+        let mut current = HashMap::new();
+        for rule in &loaded.rules.rules {
+            let Trigger::Schedule(spec) = &rule.trigger else {
+                continue;
+            };
+            let id = identity(rule, &spec.cron);
+            let entry = match tracked.remove(&rule.name) {
+                Some(t) if t.identity == id => t,
+                _ => start(&shared, rule, &id, now).await,
+            };
+            current.insert(rule.name.clone(), entry);
+        }
+        tracked = current;
+
+        // Fire what is due.
+        for (name, entry) in tracked.iter_mut() {
+            let Some(rule) = loaded.rules.rule(name) else {
+                continue;
+            };
+            let Trigger::Schedule(spec) = &rule.trigger else {
+                continue;
+            };
+            while let Some(at) = entry.next.filter(|at| *at <= shared.now()) {
+                let following = next_after(&spec.cron, &rule.zone.tz, at);
+                let now = shared.now();
+                if following.is_some_and(|f| f <= now) {
+                    // Behind by more than one run (the host slept, the clock jumped):
+                    // only the latest due run may still fire.
+                    record_skip(&shared, name, &entry.identity, at).await;
+                } else {
+                    let late = Duration::try_from(now.duration_since(at)).unwrap_or_default();
+                    let allowed = spec
+                        .catch_up
+                        .unwrap_or_default()
+                        .max(shared.clock.virtual_of(GRACE));
+                    if late <= allowed {
+                        fire(&shared, name, &entry.identity, at).await;
+                    } else {
+                        tracing::warn!(rule = %name, at = %at, "a scheduled run came too late (the host slept or the clock jumped): skipped; set catch_up to run it late");
+                        record_skip(&shared, name, &entry.identity, at).await;
+                    }
+                }
+                entry.next = following;
+            }
+            if let Some(next) = entry.next {
+                metrics::gauge!(crate::metrics::SCHEDULE_NEXT, "rule" => name.clone())
+                    .set(next.as_second() as f64);
+            }
+        }
+
+        // Sleep until the earliest occurrence, a reload, or the next re-check.
+        let now = shared.now();
+        let wait = tracked
+            .values()
+            .filter_map(|t| t.next)
+            .min()
+            .map(|next| Duration::try_from(next.duration_since(now)).unwrap_or(Duration::ZERO))
+            .map_or(RECHECK, |d| shared.clock.real(d).min(RECHECK));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = shared.wake_scheduler.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Starts tracking a rule: catches up a missed run if allowed, returns its next occurrence.
+async fn start(shared: &Shared, rule: &Rule, id: &str, now: Timestamp) -> Tracked {
+    let Trigger::Schedule(spec) = &rule.trigger else {
+        return Tracked {
+            identity: id.to_owned(),
+            next: None,
+        };
+    };
+    let (name, key) = (rule.name.clone(), id.to_owned());
+    let last = shared
+        .store
+        .call(move |c| store::last_fire(c, &name, &key))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok());
+    let Some(last) = last else {
+        // A new schedule counts from now: nothing before it was missed.
+        record_skip(shared, &rule.name, id, now).await;
+        let next = next_after(&spec.cron, &rule.zone.tz, now);
+        tracing::info!(rule = %rule.name, cron = %spec.cron, zone = %rule.zone.name, next = %next.map(|t| t.to_string()).unwrap_or_default(), "schedule started");
+        return Tracked {
+            identity: id.to_owned(),
+            next,
+        };
+    };
+    // Occurrences between the last fire and now were missed while the daemon was down.
+    let mut missed = Vec::new();
+    let mut at = last;
+    while let Some(n) = next_after(&spec.cron, &rule.zone.tz, at).filter(|n| *n <= now) {
+        missed.push(n);
+        at = n;
+        if missed.len() > 10_000 {
+            break;
+        }
+    }
+    if let Some(&latest) = missed.last() {
+        let late = now.duration_since(latest);
+        let within = spec
+            .catch_up
+            .and_then(|c| jiff::SignedDuration::try_from(c).ok())
+            .is_some_and(|c| late <= c);
+        if within {
+            tracing::info!(rule = %rule.name, at = %latest, "catching up a run missed while the daemon was down");
+            fire(shared, &rule.name, id, latest).await;
+        } else {
+            tracing::warn!(rule = %rule.name, missed = missed.len(), latest = %latest, "runs missed while the daemon was down are skipped (set catch_up to run them late)");
+            record_skip(shared, &rule.name, id, latest).await;
+        }
+    }
+    Tracked {
+        identity: id.to_owned(),
+        next: next_after(&spec.cron, &rule.zone.tz, now),
+    }
+}
+
+/// Remembers `at` as handled without firing (a skipped or not-yet-existing run).
+async fn record_skip(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
+    let (rule, id) = (rule.to_owned(), id.to_owned());
+    let ms = at.as_millisecond();
+    if let Err(err) = shared
+        .store
+        .call(move |c| store::set_last_fire(c, &rule, &id, ms))
+        .await
+    {
+        tracing::error!(error = %err, "cannot record a schedule's progress");
+    }
+}
+
+/// Records the occurrence `at` of `rule` as an event and runs its actions.
+async fn fire(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
+    let loaded = shared.loaded();
+    let event = Event {
+        instance_id: loaded.config.api.instance_id.clone(),
+        kind: EventKind::Schedule(Fire {
+            rule: rule.to_owned(),
+            at,
+        }),
+        raw: serde_json::Value::Null,
+    };
+    let record = NewEvent {
+        instance: event
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        key: crate::webhook::event_key(&event),
+        kind: "schedule".into(),
+        event: serde_json::to_string(&event).unwrap_or_default(),
+        status: "new",
+        note: None,
+    };
+    let (rule_name, key, ms) = (rule.to_owned(), id.to_owned(), at.as_millisecond());
+    let outcome =
+        crate::pipeline::record_and_process(shared, vec![record], vec![event], move |c| {
+            store::set_last_fire(c, &rule_name, &key, ms)
+        })
+        .await;
+    match outcome {
+        Ok(outcomes) if outcomes.iter().any(|(_, o)| *o == "accepted") => {
+            tracing::info!(rule, at = %at, "schedule fired");
+        }
+        Ok(_) => tracing::debug!(rule, at = %at, "this occurrence had already fired"),
+        Err(err) => tracing::error!(rule, error = %err, "cannot record a schedule's run"),
+    }
+}
