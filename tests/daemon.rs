@@ -162,6 +162,34 @@ async fn api_ok() -> MockServer {
     server
 }
 
+/// A mock API whose `send` answers `first` the first `times` times, then succeeds.
+async fn api_failing_then_ok(first: ResponseTemplate, times: u64) -> MockServer {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(first)
+        .up_to_n_times(times)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(sent("AFTER"))
+        .mount(&api)
+        .await;
+    api
+}
+
+/// `waflow status --json` of a daemon's folder.
+fn status_of(d: &Daemon) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_waflow"))
+        .current_dir(&d.dir)
+        .args(["-c", "waflow.yaml", "--json", "status"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A `messages.upsert` body as the API posts it, timestamped now.
 fn message(id: &str, from: &str, text: &str) -> Value {
     json!({
@@ -295,30 +323,13 @@ async fn own_messages_status_broadcasts_and_groups_get_no_reply() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_500_then_success_gives_one_confirmed_send() {
-    let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(sent("AFTER500"))
-        .mount(&api)
-        .await;
+    let api = api_failing_then_ok(ResponseTemplate::new(500), 1).await;
     let (d, _dir) = start(&api, "").await;
     post(&d, &message("R1", "84933313000", "price")).await;
     let got = wait_for_sends(&api, "send", 2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2, "one failure, one success: {}", d.log());
     assert_eq!(settle(&api, "send").await.len(), 2);
-    let status = Command::new(env!("CARGO_BIN_EXE_waflow"))
-        .current_dir(&d.dir)
-        .args(["-c", "waflow.yaml", "--json", "status"])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let report = status_of(&d);
     assert_eq!(report["report"]["sent"], 1);
     assert_eq!(report["report"]["dead_letters"], 0);
 }
@@ -568,55 +579,23 @@ async fn signed_hook_calls_send_and_unsigned_ones_do_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn relogin_required_pauses_sending_without_burning_the_budget() {
-    let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(
-            r#"{"status":"error","message":"This WhatsApp account relogin required"}"#,
-        ))
-        .up_to_n_times(5)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(sent("BACK"))
-        .mount(&api)
-        .await;
+    let relogin = r#"{"status":"error","message":"This WhatsApp account relogin required"}"#;
+    let api = api_failing_then_ok(ResponseTemplate::new(200).set_body_string(relogin), 5).await;
     let (d, _dir) = start(&api, "").await;
     post(&d, &message("LOGIN1", "84933313000", "price")).await;
     // Five relogin answers with attempts: 3 would make a dead letter if they counted.
     let got = wait_for_sends(&api, "send", 6, Duration::from_secs(15)).await;
     assert_eq!(got.len(), 6, "{}", d.log());
     assert!(d.log().contains("sending paused"), "{}", d.log());
-    let status = Command::new(env!("CARGO_BIN_EXE_waflow"))
-        .current_dir(&d.dir)
-        .args(["-c", "waflow.yaml", "--json", "status"])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let report = status_of(&d);
     assert_eq!(report["report"]["sent"], 1, "{report}");
     assert_eq!(report["report"]["dead_letters"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_permanent_error_makes_a_dead_letter_that_can_be_retried() {
-    let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(r#"{"status":"error","message":"Phone number is required"}"#),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(sent("RETRIED"))
-        .mount(&api)
-        .await;
+    let refused = r#"{"status":"error","message":"Phone number is required"}"#;
+    let api = api_failing_then_ok(ResponseTemplate::new(200).set_body_string(refused), 1).await;
     let (d, _dir) = start(&api, "").await;
     post(&d, &message("DEAD1", "84933313000", "price")).await;
     wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
