@@ -55,13 +55,34 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         let now = shared.now().as_millisecond();
         let window = shared.loaded().config.pacing.per_chat.per.as_millis() as i64;
         let done = deferred.take();
+        let safety = shared.loaded().config.safety.clone();
         let claimed = shared
             .store
             .call(move |conn| {
                 if let Some(work) = done {
                     work(conn)?;
                 }
-                store::claim_with_context(conn, now, window)
+                let Some(mut claim) = store::claim_with_context(conn, now, window)? else {
+                    return Ok(None);
+                };
+                if let PlannedAction::Send {
+                    request,
+                    allow_repeat,
+                    ..
+                } = &claim.row.action
+                {
+                    let row = &claim.row;
+                    claim.blocked = crate::safety::blocked(
+                        conn,
+                        &safety,
+                        &row.instance,
+                        &row.rule,
+                        request,
+                        *allow_repeat,
+                        now,
+                    )?;
+                }
+                Ok(Some(claim))
             })
             .await;
         let claim = match claimed {
@@ -145,6 +166,17 @@ async fn perform_send(
         return None;
     }
     let now = shared.now().as_millisecond();
+    // A safety protection stops it: recorded as blocked, counted for no limit.
+    if let Some(reason) = claim.blocked.clone() {
+        tracing::info!(rule = %row.rule, reason = %reason, "send blocked by a safety protection");
+        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
+            .increment(1);
+        let _ = shared
+            .store
+            .call(move |c| store::mark_final(c, id, "blocked", Some(&reason), false, now))
+            .await;
+        return None;
+    }
     // A person took over this chat after the reply was planned: do not interrupt them.
     if claim.chat_paused_until.is_some() {
         metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")

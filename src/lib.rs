@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod qr;
 pub mod rules;
+pub mod safety;
 pub mod schedule;
 pub mod secret;
 pub mod store;

@@ -188,6 +188,20 @@ fn process_event(
             return Ok(0);
         }
         EventKind::Message(m) => {
+            if !m.is_group
+                && let Some(keyword) = config
+                    .safety
+                    .opt_out
+                    .keyword(m.text.as_deref().unwrap_or_default())
+            {
+                let number = m
+                    .sender_phone
+                    .clone()
+                    .unwrap_or_else(|| m.sender_jid.clone());
+                return opt_out_keyword(
+                    conn, config, instance, row, &m.chat, &number, keyword, now_ms,
+                );
+            }
             if m.sender_phone.is_none()
                 && jid::kind(&m.sender_jid) == JidKind::Lid
                 && let Some(phone) = store::phone_of(conn, &m.sender_jid)?
@@ -246,6 +260,67 @@ fn process_event(
         format!("matched: {}", matched.join(", "))
     };
     store::finish_inbox(conn, row.id, "done", Some(&note))?;
+    Ok(planned)
+}
+
+/// Answers an opt-out or resume keyword: updates the list, confirms once.
+#[allow(clippy::too_many_arguments)]
+fn opt_out_keyword(
+    conn: &Connection,
+    config: &Config,
+    instance: &str,
+    row: &InboxRow,
+    chat: &str,
+    number: &str,
+    keyword: crate::safety::Keyword,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    use crate::safety::Keyword;
+    let opt = &config.safety.opt_out;
+    let (changed, rule, text, note) = match keyword {
+        Keyword::Stop => (
+            store::opt_out(conn, instance, number, now_ms)?,
+            "waflow:opt-out",
+            &opt.confirmation,
+            "opt-out keyword: the number is on the opt-out list",
+        ),
+        Keyword::Start => (
+            store::opt_in(conn, instance, number)?,
+            "waflow:opt-in",
+            &opt.resume_confirmation,
+            "resume keyword: the number is off the opt-out list",
+        ),
+    };
+    let mut planned = 0;
+    if changed {
+        tracing::info!(number, rule, "opt-out list changed");
+        let plan = RulePlan {
+            rule: rule.to_owned(),
+            rule_index: usize::MAX,
+            chat: Some(chat.to_owned()),
+            actions: vec![PlannedAction::Send {
+                request: crate::api::ApiRequest::Send {
+                    number: number.to_owned(),
+                    content: crate::api::Content::Text { text: text.clone() },
+                },
+                allow_repeat: true,
+                allow_cold: true,
+            }],
+            continue_at: None,
+            failed: None,
+        };
+        planned = write_plan(
+            conn,
+            config,
+            instance,
+            &row.key,
+            Some(row.id),
+            &plan,
+            0,
+            now_ms,
+        )?;
+    }
+    store::finish_inbox(conn, row.id, "done", Some(note))?;
     Ok(planned)
 }
 

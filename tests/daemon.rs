@@ -776,3 +776,77 @@ async fn a_run_missed_beyond_catch_up_is_skipped_and_logged() {
         d.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_opts_out_once_and_nothing_reaches_the_number_afterwards() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "").await;
+    assert_eq!(post(&d, &message("S1", "84933313000", "Stop!")).await, 200);
+    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "{}", d.log());
+    assert!(
+        got[0]["message"].as_str().unwrap().contains("START"),
+        "{got:?}"
+    );
+    // A second STOP changes nothing and is not confirmed again.
+    post(&d, &message("S2", "84933313000", "stop")).await;
+    // A matching message, and a hook send to the same number: both blocked.
+    post(&d, &message("S3", "84933313000", "price?")).await;
+    let body =
+        json!({"id": "A-1", "status": "shipped", "customer": {"phone": "84933313000"}}).to_string();
+    reqwest::Client::new()
+        .post(d.url("/hooks/shop"))
+        .header(
+            "X-Waflow-Signature",
+            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settle(&api, "send").await.len(), 1);
+    assert_eq!(status_of(&d)["report"]["blocked"], 2, "{}", d.log());
+    // START takes the number off the list; then it is answered again.
+    post(&d, &message("S4", "84933313000", "START")).await;
+    post(&d, &message("S5", "84933313000", "what is the price")).await;
+    let got = wait_for_sends(&api, "send", 3, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 3, "{}", d.log());
+    assert_eq!(got[2]["message"], "Prices: 15 EUR");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_reply_is_not_repeated_and_the_ceiling_holds() {
+    let api = api_ok().await;
+    let (d, _dir) = start(&api, "").await;
+    // Two questions, same answer: the second is a repeat within the hour.
+    post(&d, &message("P1", "84933313000", "price?")).await;
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    post(&d, &message("P2", "84933313000", "price again?")).await;
+    assert_eq!(settle(&api, "send").await.len(), 1);
+    // Another chat still gets it.
+    post(&d, &message("P3", "84900000009", "price?")).await;
+    assert_eq!(
+        wait_for_sends(&api, "send", 2, Duration::from_secs(10))
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn safety_can_be_turned_down() {
+    let api = api_ok().await;
+    let (d, _dir) = start(
+        &api,
+        "safety:\n  repeat_window: 0s\n  per_chat_ceiling: 2/10m\n  opt_out:\n    enabled: false\n",
+    )
+    .await;
+    for (i, text) in ["price?", "price??", "price???", "stop"].iter().enumerate() {
+        post(&d, &message(&format!("T{i}"), "84933313000", text)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // No repeat suppression, STOP is an ordinary message, and the ceiling of 2 holds.
+    let got = settle(&api, "send").await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|g| g["message"] == "Prices: 15 EUR"));
+}

@@ -544,3 +544,12 @@ fn numbered_groups_are_reachable_by_index() {
         vec![json!({"send": {"to": "84933313000", "text": "hello/world/hello world"}})]
     );
 }
+
+#[test]
+fn rule_names_of_waflows_own_messages_are_reserved() {
+    let err = compile(
+        "rules:\n  - name: \"waflow:opt-out\"\n    on: message\n    actions: [ { reply: hi } ]\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("reserved for waflow's own messages"), "{err}");
+}

@@ -72,6 +72,9 @@ pub enum Command {
     /// List, retry or drop outbox rows
     #[command(subcommand)]
     Outbox(status::OutboxCommand),
+    /// The opt-out list: numbers nothing is sent to
+    #[command(subcommand)]
+    Optout(status::OptoutCommand),
     /// Validate the config and the rules; every problem as FILE:LINE:COL
     Check,
     /// Run rule unit tests (YAML files or folders of them)
@@ -146,6 +149,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Run(args) => run::run(cli, args).await,
         Command::Status => status::status(cli, out),
         Command::Outbox(cmd) => status::outbox(cli, cmd, out),
+        Command::Optout(cmd) => status::optout(cli, cmd, out),
         Command::Check => check::run(cli, out),
         Command::Test(args) => test::run(cli, args, out),
         Command::Simulate(args) => simulate::run(cli, args, out),

@@ -208,3 +208,77 @@ pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliErr
     }
     Ok(())
 }
+
+/// The opt-out subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OptoutCommand {
+    /// List the numbers that opted out
+    List,
+    /// Put a number on the list: nothing will be sent to it
+    Add {
+        /// The phone number
+        number: String,
+    },
+    /// Take a number off the list
+    Remove {
+        /// The phone number
+        number: String,
+    },
+}
+
+/// Runs one opt-out subcommand.
+pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliError> {
+    let config = super::load_config(cli)?;
+    let conn = reader(&config)?;
+    let instance = config
+        .api
+        .instance_id
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let err = |e: store::StoreError| CliError::Invalid(e.to_string());
+    let number =
+        |n: &str| crate::api::normalize_number(n).map_err(|e| CliError::Invalid(e.to_string()));
+    match cmd {
+        OptoutCommand::List => {
+            let rows = store::opt_outs(&conn).map_err(err)?;
+            let text = if rows.is_empty() {
+                "(nobody opted out)".to_owned()
+            } else {
+                rows.iter()
+                    .map(|(i, n, since)| format!("{n}  since {}  ({i})", ms_text(*since)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let list: Vec<_> = rows
+                .iter()
+                .map(|(i, n, s)| json!({ "instance": i, "number": n, "since_ms": s }))
+                .collect();
+            out.success(&text, json!({ "opt_outs": list }));
+        }
+        OptoutCommand::Add { number: n } => {
+            let n = number(n)?;
+            let added = store::opt_out(&conn, &instance, &n, store::now_ms()).map_err(err)?;
+            out.success(
+                &if added {
+                    format!("{n} opted out")
+                } else {
+                    format!("{n} was already opted out")
+                },
+                json!({ "number": n, "changed": added }),
+            );
+        }
+        OptoutCommand::Remove { number: n } => {
+            let n = number(n)?;
+            let removed = store::opt_in(&conn, &instance, &n).map_err(err)?;
+            out.success(
+                &if removed {
+                    format!("{n} removed from the opt-out list")
+                } else {
+                    format!("{n} was not on the opt-out list")
+                },
+                json!({ "number": n, "changed": removed }),
+            );
+        }
+    }
+    Ok(())
+}

@@ -57,6 +57,8 @@ pub struct Config {
     pub vars: serde_json::Map<String, serde_json::Value>,
     /// How the outbox retries failed sends.
     pub retry: Retry,
+    /// Conversation safety: opt-out, repeat suppression, per-chat ceiling.
+    pub safety: crate::safety::Safety,
 }
 
 /// How the outbox retries a failed send.
@@ -193,6 +195,27 @@ mod raw {
         pub vars: serde_json::Map<String, serde_json::Value>,
         #[serde(default)]
         pub retry: RetryRaw,
+        #[serde(default)]
+        pub safety: SafetyRaw,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SafetyRaw {
+        #[serde(default)]
+        pub opt_out: OptOutRaw,
+        pub repeat_window: Option<HumanDuration>,
+        pub per_chat_ceiling: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct OptOutRaw {
+        pub enabled: Option<bool>,
+        pub keywords: Option<Vec<String>>,
+        pub confirmation: Option<String>,
+        pub resume_keywords: Option<Vec<String>>,
+        pub resume_confirmation: Option<String>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -332,6 +355,45 @@ impl Config {
                 .unwrap_or("rules"),
         );
         let pacing_default = Pacing::default();
+        let safety = {
+            let d = crate::safety::Safety::default();
+            let o = raw.safety.opt_out;
+            let normalized = |list: Option<Vec<String>>, default: Vec<String>| {
+                list.map_or(default, |l| {
+                    l.iter().map(|k| crate::safety::normalize(k)).collect()
+                })
+            };
+            let ceiling = match raw.safety.per_chat_ceiling.as_deref().map(str::trim) {
+                None => d.per_chat_ceiling,
+                Some("off") => None,
+                Some(text) => match text.parse::<Rate>() {
+                    Ok(rate) => Some(rate),
+                    Err(e) => {
+                        problems.push(
+                            Diagnostic::file_level(path, format!("safety.per_chat_ceiling: {e}"))
+                                .with_hint("write COUNT/WINDOW such as 3/10m, or off"),
+                        );
+                        None
+                    }
+                },
+            };
+            crate::safety::Safety {
+                opt_out: crate::safety::OptOut {
+                    enabled: o.enabled.unwrap_or(d.opt_out.enabled),
+                    keywords: normalized(o.keywords, d.opt_out.keywords),
+                    confirmation: o.confirmation.unwrap_or(d.opt_out.confirmation),
+                    resume_keywords: normalized(o.resume_keywords, d.opt_out.resume_keywords),
+                    resume_confirmation: o
+                        .resume_confirmation
+                        .unwrap_or(d.opt_out.resume_confirmation),
+                },
+                repeat_window: raw
+                    .safety
+                    .repeat_window
+                    .map_or(d.repeat_window, HumanDuration::get),
+                per_chat_ceiling: ceiling,
+            }
+        };
 
         let (Some(base_url), Some(listen)) = (base_url, listen) else {
             return Err(problems);
@@ -380,6 +442,7 @@ impl Config {
                 .human_pause
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
             vars: raw.vars,
+            safety,
             retry: {
                 let d = Retry::default();
                 Retry {

@@ -261,6 +261,8 @@ pub struct Claim {
     pub chat_paused_until: Option<i64>,
     /// Our sends to the row's chat within the rate window, oldest first.
     pub recent_sends: Vec<i64>,
+    /// Why a safety protection stops this send, if one does (set by the worker).
+    pub blocked: Option<String>,
 }
 
 /// Claims the next due row and reads its chat's pause and recent sends, in one job.
@@ -283,6 +285,7 @@ pub fn claim_with_context(
         row,
         chat_paused_until,
         recent_sends,
+        blocked: None,
     }))
 }
 
@@ -305,10 +308,85 @@ pub fn mark_sent(
     )?
     .execute(params![row.id, message_id, now, row.attempts])?;
     if let Some(id) = message_id {
-        conn.prepare_cached("INSERT OR IGNORE INTO sent (message_id, instance, chat, sent_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![id, row.instance, row.chat, now])?;
+        let (recipient, digest) = match &row.action {
+            PlannedAction::Send { request, .. } => (
+                crate::safety::recipient(request),
+                Some(crate::safety::digest(request)),
+            ),
+            _ => (None, None),
+        };
+        conn.prepare_cached(
+            "INSERT INTO sent (message_id, instance, chat, recipient, digest, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![id, row.instance, row.chat, recipient, digest, now])?;
     }
     Ok(())
+}
+
+/// Whether the same content went to `recipient` since `since`.
+pub fn sent_same_since(
+    conn: &Connection,
+    instance: &str,
+    recipient: &str,
+    digest: &str,
+    since: i64,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM sent WHERE instance = ?1 AND recipient = ?2 AND sent_at > ?4 AND digest = ?3 LIMIT 1")?
+        .query_row(params![instance, recipient, digest, since], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// How many messages went to `recipient` since `since`.
+pub fn sent_count_since(
+    conn: &Connection,
+    instance: &str,
+    recipient: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM sent WHERE instance = ?1 AND recipient = ?2 AND sent_at > ?3",
+        )?
+        .query_row(params![instance, recipient, since], |r| r.get(0))?)
+}
+
+/// Puts a number on the opt-out list; `true` if it was not on it.
+pub fn opt_out(
+    conn: &Connection,
+    instance: &str,
+    number: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("INSERT INTO opt_outs (instance, number, since) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+        .execute(params![instance, number, now])?
+        == 1)
+}
+
+/// Takes a number off the opt-out list; `true` if it was on it.
+pub fn opt_in(conn: &Connection, instance: &str, number: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM opt_outs WHERE instance = ?1 AND number = ?2")?
+        .execute(params![instance, number])?
+        == 1)
+}
+
+/// Whether a number opted out.
+pub fn is_opted_out(conn: &Connection, instance: &str, number: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM opt_outs WHERE instance = ?1 AND number = ?2")?
+        .query_row(params![instance, number], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The opt-out list: (instance, number, since).
+pub fn opt_outs(conn: &Connection) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT instance, number, since FROM opt_outs ORDER BY since")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Back to pending, due at `next_at`. `count_attempt = false` for waits that are
@@ -483,7 +561,7 @@ pub fn paused_until(
 /// Whether `message_id` is one of our own confirmed sends.
 pub fn is_own_send(conn: &Connection, message_id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM sent WHERE message_id = ?1")?
+        .prepare_cached("SELECT 1 FROM sent WHERE message_id = ?1 LIMIT 1")?
         .query_row([message_id], |_| Ok(()))
         .optional()?
         .is_some())

@@ -64,12 +64,25 @@ CREATE TABLE pauses (
 
 -- Message ids of our own confirmed sends: their webhook echoes are not a person typing.
 CREATE TABLE sent (
-    message_id TEXT    PRIMARY KEY,
+    id         INTEGER PRIMARY KEY,
+    message_id TEXT    NOT NULL,
     instance   TEXT    NOT NULL,
     chat       TEXT,
+    recipient  TEXT,                           -- the number or group the message went to
+    digest     TEXT,                           -- a hash of its content (repeat suppression)
     sent_at    INTEGER NOT NULL
 );
+CREATE INDEX sent_message ON sent (message_id);
 CREATE INDEX sent_chat ON sent (instance, chat, sent_at);
+CREATE INDEX sent_recipient ON sent (instance, recipient, sent_at);
+
+-- Numbers that asked not to be messaged (opt-out).
+CREATE TABLE opt_outs (
+    instance TEXT    NOT NULL,
+    number   TEXT    NOT NULL,
+    since    INTEGER NOT NULL,
+    PRIMARY KEY (instance, number)
+);
 
 -- Phone numbers learned from contacts events (LID aliases).
 CREATE TABLE contacts (

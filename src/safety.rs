@@ -1,0 +1,219 @@
+//! Conversation safety: protections every rule gets without writing
+//! anything, applied where messages are planned and where they leave.
+//!
+//! - **Opt-out**: a message that is exactly an opt-out keyword (`STOP`,
+//!   `PARAR`, `DỪNG`…, case- and accent-insensitive) puts the sender on a
+//!   persisted list and gets one confirmation; a resume keyword (`START`)
+//!   takes them off. Nothing else reaches a number on the list.
+//! - **Repeat suppression**: the same content to the same recipient within
+//!   `repeat_window` is not sent again, unless the action says `allow_repeat`.
+//! - **Per-chat ceiling**: at most N messages to one recipient per window,
+//!   across all rules.
+//!
+//! A send a protection stops is recorded as `blocked` with the reason, and
+//! counts as sent for no limit. Outbox rows of waflow's own making (rule
+//! names starting with `waflow:`) pass: an opt-out confirmation must reach
+//! the person who just opted out.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::api::{ApiRequest, Content};
+use crate::config::Rate;
+use crate::store::{self, StoreError};
+
+/// Rule names reserved for waflow's own messages.
+pub const OWN_PREFIX: &str = "waflow:";
+
+/// The `safety:` section of the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Safety {
+    /// Opt-out keywords and confirmations.
+    pub opt_out: OptOut,
+    /// Same content to the same recipient within this is not sent again; zero turns it off.
+    pub repeat_window: Duration,
+    /// At most this many messages to one recipient per window; `None` turns it off.
+    pub per_chat_ceiling: Option<Rate>,
+}
+
+/// Opt-out settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptOut {
+    /// Whether opt-out keywords are honoured.
+    pub enabled: bool,
+    /// Whole messages that opt out, normalized.
+    pub keywords: Vec<String>,
+    /// The answer to an opt-out.
+    pub confirmation: String,
+    /// Whole messages that opt back in, normalized.
+    pub resume_keywords: Vec<String>,
+    /// The answer to an opt-in.
+    pub resume_confirmation: String,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            opt_out: OptOut {
+                enabled: true,
+                keywords: ["STOP", "UNSUBSCRIBE", "PARAR", "SAIR", "BERHENTI", "DỪNG"]
+                    .iter()
+                    .map(|k| normalize(k))
+                    .collect(),
+                confirmation:
+                    "You will not get messages from us anymore. Send START to get them again."
+                        .into(),
+                resume_keywords: vec![normalize("START")],
+                resume_confirmation: "Welcome back! You will get our messages again.".into(),
+            },
+            repeat_window: Duration::from_secs(3600),
+            per_chat_ceiling: Some(Rate {
+                count: 3,
+                per: Duration::from_secs(600),
+            }),
+        }
+    }
+}
+
+/// A keyword as compared: trimmed, without accents or surrounding punctuation, upper case.
+pub fn normalize(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .collect::<String>()
+        .replace(['Đ', 'đ'], "D")
+        .trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_uppercase()
+}
+
+/// What an incoming text means for the opt-out list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    /// An opt-out keyword.
+    Stop,
+    /// A resume keyword.
+    Start,
+}
+
+impl OptOut {
+    /// Whether `text` is, as a whole, one of the keywords.
+    pub fn keyword(&self, text: &str) -> Option<Keyword> {
+        if !self.enabled {
+            return None;
+        }
+        let key = normalize(text);
+        if self.keywords.contains(&key) {
+            Some(Keyword::Stop)
+        } else if self.resume_keywords.contains(&key) {
+            Some(Keyword::Start)
+        } else {
+            None
+        }
+    }
+}
+
+/// The number or group a request goes to.
+pub fn recipient(request: &ApiRequest) -> Option<String> {
+    match request {
+        ApiRequest::Send { number, .. } | ApiRequest::SendTemplate { number, .. } => {
+            Some(number.clone())
+        }
+        ApiRequest::SendGroup { group_id, .. } => Some(group_id.clone()),
+        _ => None,
+    }
+}
+
+/// A hash of what a request says (not to whom), for repeat suppression.
+pub fn digest(request: &ApiRequest) -> String {
+    let content = match request {
+        ApiRequest::Send { content, .. } | ApiRequest::SendGroup { content, .. } => match content {
+            Content::Text { text } => text.trim().to_owned(),
+            other => serde_json::to_string(other).unwrap_or_default(),
+        },
+        ApiRequest::SendTemplate { message, .. } => {
+            serde_json::to_string(message).unwrap_or_default()
+        }
+        other => other.endpoint().to_owned(),
+    };
+    hex::encode(&Sha256::digest(content.as_bytes())[..16])
+}
+
+/// Why a send must not leave now, if it must not. Runs in a store job.
+pub fn blocked(
+    conn: &Connection,
+    safety: &Safety,
+    instance: &str,
+    rule: &str,
+    request: &ApiRequest,
+    allow_repeat: bool,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    if rule.starts_with(OWN_PREFIX) {
+        return Ok(None);
+    }
+    let Some(to) = recipient(request) else {
+        return Ok(None);
+    };
+    if store::is_opted_out(conn, instance, &to)? {
+        return Ok(Some(format!("{to} opted out")));
+    }
+    let window = safety.repeat_window.as_millis() as i64;
+    if !allow_repeat
+        && window > 0
+        && store::sent_same_since(conn, instance, &to, &digest(request), now - window)?
+    {
+        return Ok(Some(format!(
+            "the same message went to {to} less than {} ago (allow_repeat: true sends it anyway)",
+            crate::config::units::format_duration(safety.repeat_window)
+        )));
+    }
+    if let Some(ceiling) = safety.per_chat_ceiling {
+        let since = now - ceiling.per.as_millis() as i64;
+        if store::sent_count_since(conn, instance, &to, since)? >= i64::from(ceiling.count) {
+            return Ok(Some(format!(
+                "{to} already got {ceiling} messages (safety.per_chat_ceiling)"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_ignore_case_accents_and_punctuation() {
+        let s = Safety::default();
+        for stop in [
+            "stop", " STOP ", "Stop!", "dừng", "DUNG", "parar.", "Berhenti",
+        ] {
+            assert_eq!(s.opt_out.keyword(stop), Some(Keyword::Stop), "{stop}");
+        }
+        assert_eq!(s.opt_out.keyword("start"), Some(Keyword::Start));
+        for other in ["stop it", "please stop", "", "stopp"] {
+            assert_eq!(s.opt_out.keyword(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn digests_ignore_the_recipient() {
+        let a = ApiRequest::Send {
+            number: "1".into(),
+            content: Content::Text { text: "hi".into() },
+        };
+        let b = ApiRequest::Send {
+            number: "2".into(),
+            content: Content::Text { text: "hi".into() },
+        };
+        let c = ApiRequest::Send {
+            number: "1".into(),
+            content: Content::Text { text: "ho".into() },
+        };
+        assert_eq!(digest(&a), digest(&b));
+        assert_ne!(digest(&a), digest(&c));
+    }
+}
