@@ -68,17 +68,21 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 if let PlannedAction::Send {
                     request,
                     allow_repeat,
-                    ..
+                    allow_cold,
                 } = &claim.row.action
                 {
                     let row = &claim.row;
+                    let allow = crate::safety::Allowances {
+                        repeat: *allow_repeat,
+                        cold: *allow_cold,
+                    };
                     claim.blocked = crate::safety::blocked(
                         conn,
                         &safety,
                         &row.instance,
                         &row.rule,
                         request,
-                        *allow_repeat,
+                        allow,
                         now,
                     )?;
                 }

@@ -209,6 +209,11 @@ fn process_event(
                 m.sender = phone.clone();
                 m.sender_phone = Some(phone);
             }
+            if let Some(number) = &m.sender_phone
+                && !m.is_group
+            {
+                store::saw_number(conn, instance, number, now_ms)?;
+            }
             if let Some(until) = store::paused_until(conn, instance, &m.chat, now_ms)? {
                 let note = format!("a person took over this chat until {}", ms_text(until));
                 store::finish_inbox(conn, row.id, "ignored", Some(&note))?;

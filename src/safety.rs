@@ -9,6 +9,9 @@
 //!   `repeat_window` is not sent again, unless the action says `allow_repeat`.
 //! - **Per-chat ceiling**: at most N messages to one recipient per window,
 //!   across all rules.
+//! - **Cold contacts**: a number that never wrote to this instance gets a
+//!   message only from an action that says `allow_cold: true`, and at most
+//!   `cold_daily_cap` such numbers per day.
 //!
 //! A send a protection stops is recorded as `blocked` with the reason, and
 //! counts as sent for no limit. Outbox rows of waflow's own making (rule
@@ -37,6 +40,10 @@ pub struct Safety {
     pub repeat_window: Duration,
     /// At most this many messages to one recipient per window; `None` turns it off.
     pub per_chat_ceiling: Option<Rate>,
+    /// Sends to numbers that never wrote need `allow_cold: true` on the action.
+    pub cold_guard: bool,
+    /// At most this many numbers that never wrote get a message per 24 hours.
+    pub cold_daily_cap: u32,
 }
 
 /// Opt-out settings.
@@ -74,6 +81,8 @@ impl Default for Safety {
                 count: 3,
                 per: Duration::from_secs(600),
             }),
+            cold_guard: true,
+            cold_daily_cap: 20,
         }
     }
 }
@@ -141,6 +150,15 @@ pub fn digest(request: &ApiRequest) -> String {
     hex::encode(&Sha256::digest(content.as_bytes())[..16])
 }
 
+/// What an action allows past the protections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allowances {
+    /// `allow_repeat: true`.
+    pub repeat: bool,
+    /// `allow_cold: true`.
+    pub cold: bool,
+}
+
 /// Why a send must not leave now, if it must not. Runs in a store job.
 pub fn blocked(
     conn: &Connection,
@@ -148,7 +166,7 @@ pub fn blocked(
     instance: &str,
     rule: &str,
     request: &ApiRequest,
-    allow_repeat: bool,
+    allow: Allowances,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
     if rule.starts_with(OWN_PREFIX) {
@@ -161,7 +179,7 @@ pub fn blocked(
         return Ok(Some(format!("{to} opted out")));
     }
     let window = safety.repeat_window.as_millis() as i64;
-    if !allow_repeat
+    if !allow.repeat
         && window > 0
         && store::sent_same_since(conn, instance, &to, &digest(request), now - window)?
     {
@@ -169,6 +187,21 @@ pub fn blocked(
             "the same message went to {to} less than {} ago (allow_repeat: true sends it anyway)",
             crate::config::units::format_duration(safety.repeat_window)
         )));
+    }
+    let is_number = !to.ends_with("@g.us");
+    if safety.cold_guard && is_number && !store::is_known(conn, instance, &to)? {
+        if !allow.cold {
+            return Ok(Some(format!(
+                "{to} never wrote to this number (a cold contact): add allow_cold: true to the action to send anyway"
+            )));
+        }
+        let day = now - 86_400_000;
+        if store::cold_sends_since(conn, instance, day)? >= i64::from(safety.cold_daily_cap) {
+            return Ok(Some(format!(
+                "the daily cap of {} first-contact sends is reached (safety.cold_daily_cap)",
+                safety.cold_daily_cap
+            )));
+        }
     }
     if let Some(ceiling) = safety.per_chat_ceiling {
         let since = now - ceiling.per.as_millis() as i64;

@@ -25,7 +25,7 @@ const RULES: &str = r#"rules:
     secret: hook-secret
     if: "body.status == 'shipped'"
     actions:
-      - send: { to: "{{ body.customer.phone }}", text: "Order {{ body.id }} shipped" }
+      - send: { to: "{{ body.customer.phone }}", text: "Order {{ body.id }} shipped", allow_cold: true }
 "#;
 
 fn free_port() -> u16 {
@@ -849,4 +849,63 @@ async fn safety_can_be_turned_down() {
     let got = settle(&api, "send").await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|g| g["message"] == "Prices: 15 EUR"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_contacts_need_allow_cold_and_a_daily_cap_holds() {
+    let api = api_ok().await;
+    let (d, dir) = start(&api, "safety:\n  cold_daily_cap: 1\n").await;
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        format!(
+            "{RULES}  - name: notify\n    on: webhook\n    hook: notify\n    secret: {HOOK_SECRET}\n    actions:\n      - send: {{ to: \"{{{{ body.phone }}}}\", text: \"Hello {{{{ body.phone }}}}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains("reloaded config and rules") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let call = |hook: &'static str, phone: &'static str| {
+        let body =
+            json!({"id": "X", "status": "shipped", "phone": phone, "customer": {"phone": phone}})
+                .to_string();
+        let url = d.url(&format!("/hooks/{hook}"));
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header(
+                    "X-Waflow-Signature",
+                    waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // A number that never wrote: blocked without allow_cold.
+    assert_eq!(call("notify", "84911111111").await, 202);
+    // One that wrote first: fine.
+    post(&d, &message("K1", "84922222222", "hello")).await;
+    assert_eq!(call("notify", "84922222222").await, 202);
+    // With allow_cold: the first cold number passes, the second hits the daily cap of 1.
+    assert_eq!(call("shop", "84933333333").await, 202);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(call("shop", "84944444444").await, 202);
+    let got = settle(&api, "send").await;
+    let numbers: Vec<&str> = got.iter().map(|g| g["number"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["84922222222", "84933333333"], "{}", d.log());
+    let listed = Command::new(env!("CARGO_BIN_EXE_waflow"))
+        .current_dir(&d.dir)
+        .args(["-c", "waflow.yaml", "outbox", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("cold contact") && listed.contains("daily cap"),
+        "{listed}"
+    );
 }

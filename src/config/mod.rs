@@ -206,6 +206,8 @@ mod raw {
         pub opt_out: OptOutRaw,
         pub repeat_window: Option<HumanDuration>,
         pub per_chat_ceiling: Option<String>,
+        pub cold_guard: Option<bool>,
+        pub cold_daily_cap: Option<u32>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -392,6 +394,8 @@ impl Config {
                     .repeat_window
                     .map_or(d.repeat_window, HumanDuration::get),
                 per_chat_ceiling: ceiling,
+                cold_guard: raw.safety.cold_guard.unwrap_or(d.cold_guard),
+                cold_daily_cap: raw.safety.cold_daily_cap.unwrap_or(d.cold_daily_cap),
             }
         };
 

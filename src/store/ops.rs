@@ -352,6 +352,38 @@ pub fn sent_count_since(
         .query_row(params![instance, recipient, since], |r| r.get(0))?)
 }
 
+/// Remembers that `number` wrote to this instance.
+pub fn saw_number(
+    conn: &Connection,
+    instance: &str,
+    number: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO known_numbers (instance, number, first_seen) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+        .execute(params![instance, number, now])?;
+    Ok(())
+}
+
+/// Whether `number` ever wrote to this instance.
+pub fn is_known(conn: &Connection, instance: &str, number: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM known_numbers WHERE instance = ?1 AND number = ?2")?
+        .query_row(params![instance, number], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// How many numbers that never wrote got a message since `since`.
+pub fn cold_sends_since(conn: &Connection, instance: &str, since: i64) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT recipient) FROM sent s WHERE s.instance = ?1 AND s.sent_at > ?2
+               AND s.recipient NOT LIKE '%@g.us'
+               AND NOT EXISTS (SELECT 1 FROM known_numbers k WHERE k.instance = s.instance AND k.number = s.recipient)",
+        )?
+        .query_row(params![instance, since], |r| r.get(0))?)
+}
+
 /// Puts a number on the opt-out list; `true` if it was not on it.
 pub fn opt_out(
     conn: &Connection,

@@ -76,6 +76,14 @@ CREATE INDEX sent_message ON sent (message_id);
 CREATE INDEX sent_chat ON sent (instance, chat, sent_at);
 CREATE INDEX sent_recipient ON sent (instance, recipient, sent_at);
 
+-- Numbers that wrote to this instance: sending to others is a cold contact.
+CREATE TABLE known_numbers (
+    instance   TEXT    NOT NULL,
+    number     TEXT    NOT NULL,
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (instance, number)
+);
+
 -- Numbers that asked not to be messaged (opt-out).
 CREATE TABLE opt_outs (
     instance TEXT    NOT NULL,
