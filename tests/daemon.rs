@@ -672,43 +672,44 @@ async fn run_clock(dir: &Path, port: u16, start: &str, rate: &str) -> Daemon {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_weekday_reminder_arrives_at_nine_local_time_across_spring_forward() {
+/// The first three reminders sent when the test clock starts at `start`,
+/// 40,000 times faster than real time (a weekend passes in seconds).
+async fn first_three_reminders(start: &str) -> Vec<Value> {
     let api = api_ok().await;
     let (dir, port) = reminder_setup(&api, None);
-    // Friday 08:00 CET; 40,000 times real speed: the weekend passes in seconds.
-    let mut d = run_clock(dir.path(), port, "2026-03-27T07:00:00Z", "40000").await;
+    let mut d = run_clock(dir.path(), port, start, "40000").await;
     let got = wait_for_sends(&api, "send_group", 3, Duration::from_secs(30)).await;
     d.stop();
+    assert!(got.len() >= 3, "{}", d.log());
+    got[..3].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_weekday_reminder_arrives_at_nine_local_time_across_spring_forward() {
+    // Friday 08:00 CET; the clocks go forward on Sunday.
+    let got = first_three_reminders("2026-03-27T07:00:00Z").await;
     assert_eq!(
-        texts(&got[..3.min(got.len())]),
+        texts(&got),
         [
             "Stand-up 2026-03-27T09:00:00+01:00",
             "Stand-up 2026-03-30T09:00:00+02:00",
             "Stand-up 2026-03-31T09:00:00+02:00"
-        ],
-        "{}",
-        d.log()
+        ]
     );
     assert_eq!(got[0]["group_id"], "120363025246125486@g.us");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_weekday_reminder_arrives_at_nine_local_time_across_fall_back() {
-    let api = api_ok().await;
-    let (dir, port) = reminder_setup(&api, None);
-    let mut d = run_clock(dir.path(), port, "2026-10-23T06:00:00Z", "40000").await;
-    let got = wait_for_sends(&api, "send_group", 3, Duration::from_secs(30)).await;
-    d.stop();
+    // Friday 08:00 CEST; the clocks go back on Sunday.
+    let got = first_three_reminders("2026-10-23T06:00:00Z").await;
     assert_eq!(
-        texts(&got[..3.min(got.len())]),
+        texts(&got),
         [
             "Stand-up 2026-10-23T09:00:00+02:00",
             "Stand-up 2026-10-26T09:00:00+01:00",
             "Stand-up 2026-10-27T09:00:00+01:00"
-        ],
-        "{}",
-        d.log()
+        ]
     );
 }
 
