@@ -3,7 +3,8 @@
 //! Pure and synchronous: no I/O, no clock (the time comes in [`EvalInput`]),
 //! the past only through [`Memory`]. The cost of one event grows with the
 //! rules that could match it: message rules with a text pattern are picked
-//! by one pass of a `RegexSet` over the text, other triggers by kind or name.
+//! by one pass of the literal prefilter over the text (see [`super::prefilter`]),
+//! other triggers by kind or name.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
