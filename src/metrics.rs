@@ -26,6 +26,8 @@ pub const RELOADS: &str = "waflow_reloads_total";
 pub const SENDING_PAUSED: &str = "waflow_sending_paused";
 /// Chats where a person took over, by outcome.
 pub const HUMAN_TAKEOVERS: &str = "waflow_human_takeovers_total";
+/// Chats muted by the loop breaker.
+pub const LOOPS_BROKEN: &str = "waflow_loops_broken_total";
 /// The next fire time of each schedule rule (Unix seconds), by `rule`.
 pub const SCHEDULE_NEXT: &str = "waflow_schedule_next_fire_timestamp_seconds";
 

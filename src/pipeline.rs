@@ -214,9 +214,29 @@ fn process_event(
             {
                 store::saw_number(conn, instance, number, now_ms)?;
             }
-            if let Some(until) = store::paused_until(conn, instance, &m.chat, now_ms)? {
-                let note = format!("a person took over this chat until {}", ms_text(until));
+            if let Some((until, reason)) = store::pause_of(conn, instance, &m.chat, now_ms)? {
+                let note = format!("{reason} until {}", ms_text(until));
                 store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
+                return Ok(0);
+            }
+            if !m.is_group
+                && let Some(until) = crate::safety::loop_check(
+                    conn,
+                    &config.safety.loop_breaker,
+                    instance,
+                    &m.chat,
+                    &m.sender,
+                    now_ms,
+                )?
+            {
+                metrics::counter!(crate::metrics::LOOPS_BROKEN).increment(1);
+                tracing::warn!(chat = %m.chat, until = %ms_text(until), "this chat answers like a bot: automation muted here (safety.loop_breaker)");
+                store::finish_inbox(
+                    conn,
+                    row.id,
+                    "ignored",
+                    Some("the loop breaker muted this chat"),
+                )?;
                 return Ok(0);
             }
         }

@@ -9,6 +9,8 @@
 //!   `repeat_window` is not sent again, unless the action says `allow_repeat`.
 //! - **Per-chat ceiling**: at most N messages to one recipient per window,
 //!   across all rules.
+//! - **Loop breaker**: a chat that answers our automatic messages faster
+//!   than a person could, several times in a row, is muted for a while.
 //! - **Cold contacts**: a number that never wrote to this instance gets a
 //!   message only from an action that says `allow_cold: true`, and at most
 //!   `cold_daily_cap` such numbers per day.
@@ -44,6 +46,69 @@ pub struct Safety {
     pub cold_guard: bool,
     /// At most this many numbers that never wrote get a message per 24 hours.
     pub cold_daily_cap: u32,
+    /// The loop breaker: mutes chats that answer like a bot.
+    pub loop_breaker: LoopBreaker,
+}
+
+/// Bot-to-bot ping-pong detection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoopBreaker {
+    /// Whether it is on.
+    pub enabled: bool,
+    /// An answer to our message within this is faster than a person writes.
+    pub faster_than: Duration,
+    /// That many fast answers in a row make a loop.
+    pub replies: u32,
+    /// How long automation stays muted in that chat.
+    pub mute: Duration,
+}
+
+impl Default for LoopBreaker {
+    fn default() -> Self {
+        LoopBreaker {
+            enabled: true,
+            faster_than: Duration::from_secs(2),
+            replies: 3,
+            mute: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Checks an incoming direct message against the loop breaker: whether the
+/// chat now looks like another bot answering ours, and is muted for it.
+/// Returns the mute's end when this message started it.
+pub fn loop_check(
+    conn: &Connection,
+    breaker: &LoopBreaker,
+    instance: &str,
+    chat: &str,
+    sender: &str,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    if !breaker.enabled {
+        return Ok(None);
+    }
+    let fast = store::last_sent_to(conn, instance, sender)?
+        .is_some_and(|at| now - at < breaker.faster_than.as_millis() as i64);
+    let streak = if fast {
+        store::streak(conn, instance, chat)? + 1
+    } else {
+        0
+    };
+    if streak < i64::from(breaker.replies) {
+        store::set_streak(conn, instance, chat, streak)?;
+        return Ok(None);
+    }
+    store::set_streak(conn, instance, chat, 0)?;
+    let until = now + breaker.mute.as_millis() as i64;
+    store::mute_chat(
+        conn,
+        instance,
+        chat,
+        until,
+        "the loop breaker muted this chat (answers came faster than a person writes)",
+    )?;
+    Ok(Some(until))
 }
 
 /// Opt-out settings.
@@ -83,6 +148,7 @@ impl Default for Safety {
             }),
             cold_guard: true,
             cold_daily_cap: 20,
+            loop_breaker: LoopBreaker::default(),
         }
     }
 }

@@ -781,7 +781,8 @@ async fn a_run_missed_beyond_catch_up_is_skipped_and_logged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_opts_out_once_and_nothing_reaches_the_number_afterwards() {
     let api = api_ok().await;
-    let (d, _dir) = start(&api, "").await;
+    // The messages below follow each other faster than a person types: no loop breaker here.
+    let (d, _dir) = start(&api, "safety:\n  loop_breaker:\n    enabled: false\n").await;
     assert_eq!(post(&d, &message("S1", "84933313000", "Stop!")).await, 200);
     let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1, "{}", d.log());
@@ -839,7 +840,7 @@ async fn safety_can_be_turned_down() {
     let api = api_ok().await;
     let (d, _dir) = start(
         &api,
-        "safety:\n  repeat_window: 0s\n  per_chat_ceiling: 2/10m\n  opt_out:\n    enabled: false\n",
+        "safety:\n  repeat_window: 0s\n  per_chat_ceiling: 2/10m\n  opt_out:\n    enabled: false\n  loop_breaker:\n    enabled: false\n",
     )
     .await;
     for (i, text) in ["price?", "price??", "price???", "stop"].iter().enumerate() {
@@ -908,5 +909,54 @@ async fn cold_contacts_need_allow_cold_and_a_daily_cap_holds() {
     assert!(
         listed.contains("cold contact") && listed.contains("daily cap"),
         "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_answering_our_bot_gets_muted() {
+    let api = api_ok().await;
+    let (d, dir) = start(&api, "safety:\n  per_chat_ceiling: off\n").await;
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        "rules:\n  - name: echo\n    on: message\n    actions:\n      - reply: \"You said: {{ msg.text }}\"\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains("reloaded config and rules") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The peer answers each of our replies within a fraction of a second.
+    for i in 1..=5 {
+        post(
+            &d,
+            &message(&format!("BOT{i}"), "84955555555", &format!("ping {i}")),
+        )
+        .await;
+        wait_for_sends(&api, "send", i, Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let got = settle(&api, "send").await;
+    // Ping 1 is answered; pings 2 and 3 come fast (streak 1, 2) and are answered; ping 4 makes 3: muted.
+    assert_eq!(
+        texts(&got),
+        ["You said: ping 1", "You said: ping 2", "You said: ping 3"],
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("answers like a bot"), "{}", d.log());
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("waflow_loops_broken_total 1"), "{metrics}");
+    // Another chat is not affected.
+    post(&d, &message("HUMAN1", "84966666666", "hello")).await;
+    assert_eq!(
+        wait_for_sends(&api, "send", 4, Duration::from_secs(5))
+            .await
+            .len(),
+        4
     );
 }

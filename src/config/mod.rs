@@ -208,6 +208,17 @@ mod raw {
         pub per_chat_ceiling: Option<String>,
         pub cold_guard: Option<bool>,
         pub cold_daily_cap: Option<u32>,
+        #[serde(default)]
+        pub loop_breaker: LoopBreakerRaw,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct LoopBreakerRaw {
+        pub enabled: Option<bool>,
+        pub faster_than: Option<HumanDuration>,
+        pub replies: Option<u32>,
+        pub mute: Option<HumanDuration>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -396,6 +407,16 @@ impl Config {
                 per_chat_ceiling: ceiling,
                 cold_guard: raw.safety.cold_guard.unwrap_or(d.cold_guard),
                 cold_daily_cap: raw.safety.cold_daily_cap.unwrap_or(d.cold_daily_cap),
+                loop_breaker: {
+                    let l = &raw.safety.loop_breaker;
+                    let dl = d.loop_breaker;
+                    crate::safety::LoopBreaker {
+                        enabled: l.enabled.unwrap_or(dl.enabled),
+                        faster_than: l.faster_than.map_or(dl.faster_than, HumanDuration::get),
+                        replies: l.replies.unwrap_or(dl.replies).max(1),
+                        mute: l.mute.map_or(dl.mute, HumanDuration::get),
+                    }
+                },
             }
         };
 

@@ -590,6 +590,70 @@ pub fn paused_until(
         .optional()?)
 }
 
+/// Pauses automation in a chat until `until`, for `reason` (the loop breaker).
+pub fn mute_chat(
+    conn: &Connection,
+    instance: &str,
+    chat: &str,
+    until: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO pauses (instance, chat, until_at, reason) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (instance, chat) DO UPDATE SET until_at = MAX(until_at, excluded.until_at), reason = excluded.reason",
+    )?
+    .execute(params![instance, chat, until, reason])?;
+    Ok(())
+}
+
+/// Why and until when automation is paused in a chat, if it is.
+pub fn pause_of(
+    conn: &Connection,
+    instance: &str,
+    chat: &str,
+    now: i64,
+) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT until_at, reason FROM pauses WHERE instance = ?1 AND chat = ?2 AND until_at > ?3")?
+        .query_row(params![instance, chat, now], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// When we last sent to `recipient`, if ever.
+pub fn last_sent_to(
+    conn: &Connection,
+    instance: &str,
+    recipient: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT MAX(sent_at) FROM sent WHERE instance = ?1 AND recipient = ?2")?
+        .query_row(params![instance, recipient], |r| r.get(0))?)
+}
+
+/// Sets a chat's fast-answer streak; returns the new value.
+pub fn set_streak(
+    conn: &Connection,
+    instance: &str,
+    chat: &str,
+    streak: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO loop_streaks (instance, chat, streak) VALUES (?1, ?2, ?3)
+         ON CONFLICT (instance, chat) DO UPDATE SET streak = excluded.streak",
+    )?
+    .execute(params![instance, chat, streak])?;
+    Ok(streak)
+}
+
+/// A chat's fast-answer streak.
+pub fn streak(conn: &Connection, instance: &str, chat: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT streak FROM loop_streaks WHERE instance = ?1 AND chat = ?2")?
+        .query_row(params![instance, chat], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
 /// Whether `message_id` is one of our own confirmed sends.
 pub fn is_own_send(conn: &Connection, message_id: &str) -> Result<bool, StoreError> {
     Ok(conn

@@ -59,6 +59,15 @@ CREATE TABLE pauses (
     instance TEXT    NOT NULL,
     chat     TEXT    NOT NULL,
     until_at INTEGER NOT NULL,
+    reason   TEXT    NOT NULL DEFAULT 'a person took over this chat',
+    PRIMARY KEY (instance, chat)
+);
+
+-- How many times in a row a chat answered our automatic message faster than a person could.
+CREATE TABLE loop_streaks (
+    instance TEXT    NOT NULL,
+    chat     TEXT    NOT NULL,
+    streak   INTEGER NOT NULL,
     PRIMARY KEY (instance, chat)
 );
 
