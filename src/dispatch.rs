@@ -170,22 +170,16 @@ async fn perform_send(
         return None;
     }
     let now = shared.now().as_millisecond();
-    // A safety protection stops it: recorded as blocked, counted for no limit.
-    if let Some(reason) = claim.blocked.clone() {
-        tracing::info!(rule = %row.rule, reason = %reason, "send blocked by a safety protection");
+    // A paused chat (a person took over, the loop breaker) or a safety
+    // protection stops it: recorded as blocked, counted for no limit.
+    if let Some(reason) = claim.chat_pause.clone().or_else(|| claim.blocked.clone()) {
+        tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
         metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
             .increment(1);
         let _ = shared
             .store
             .call(move |c| store::mark_final(c, id, "blocked", Some(&reason), false, now))
             .await;
-        return None;
-    }
-    // A person took over this chat after the reply was planned: do not interrupt them.
-    if claim.chat_paused_until.is_some() {
-        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
-            .increment(1);
-        finish(shared, id, "blocked", Some("a person took over this chat")).await;
         return None;
     }
     // Per-chat rate: at most N sends per window.
@@ -353,7 +347,6 @@ async fn perform_http(shared: &Shared, client: &reqwest::Client, row: &OutboxRow
         Ok::<_, reqwest::Error>((status, body))
     }
     .await;
-    let id = row.id;
     let now = shared.now().as_millisecond();
     match outcome {
         Ok((status, body)) if status < 500 => {
@@ -426,5 +419,4 @@ async fn perform_http(shared: &Shared, client: &reqwest::Client, row: &OutboxRow
             failed(shared, row, &err, &mut none, &loaded.config.retry).await;
         }
     }
-    let _ = id;
 }

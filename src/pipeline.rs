@@ -174,7 +174,13 @@ fn process_event(
                 )
             {
                 let until = now_ms + config.human_pause.as_millis() as i64;
-                store::pause_chat(conn, instance, &m.chat, until)?;
+                store::pause_chat(
+                    conn,
+                    instance,
+                    &m.chat,
+                    until,
+                    "a person took over this chat",
+                )?;
                 metrics::counter!(crate::metrics::HUMAN_TAKEOVERS).increment(1);
                 tracing::info!(chat = %m.chat, minutes = config.human_pause.as_secs() / 60, "a person wrote from the phone: the bot is paused in this chat");
                 format!(

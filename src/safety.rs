@@ -101,7 +101,7 @@ pub fn loop_check(
     }
     store::set_streak(conn, instance, chat, 0)?;
     let until = now + breaker.mute.as_millis() as i64;
-    store::mute_chat(
+    store::pause_chat(
         conn,
         instance,
         chat,

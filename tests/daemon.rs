@@ -80,6 +80,14 @@ impl Drop for Daemon {
     }
 }
 
+/// Waits (up to 10 s) until the daemon's log contains `needle`.
+async fn wait_for_log(d: &Daemon, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains(needle) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Writes the config (with `extra` YAML appended) and rules into `dir`.
 fn write_config(dir: &Path, api: &str, port: u16, extra: &str) {
     std::fs::write(
@@ -463,10 +471,7 @@ async fn a_broken_rule_file_on_reload_leaves_the_old_rules_working() {
     )
     .unwrap();
     d.signal("-HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log().contains("reload rejected") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(&d, "reload rejected").await;
     assert!(d.log().contains("reload rejected"), "{}", d.log());
     assert!(d.log().contains("unknown value `mesage`"), "{}", d.log());
     post(&d, &message("RL1", "84933313000", "price")).await;
@@ -484,10 +489,7 @@ async fn a_good_rule_file_is_picked_up_on_change() {
         RULES.replace("Prices: 15 EUR", "New prices"),
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log().contains("reloaded config and rules") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(&d, "reloaded config and rules").await;
     post(&d, &message("NEW1", "84933313000", "price")).await;
     let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
     assert_eq!(got[0]["message"], "New prices", "{}", d.log());
@@ -864,10 +866,7 @@ async fn cold_contacts_need_allow_cold_and_a_daily_cap_holds() {
         ),
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log().contains("reloaded config and rules") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(&d, "reloaded config and rules").await;
     let call = |hook: &'static str, phone: &'static str| {
         let body =
             json!({"id": "X", "status": "shipped", "phone": phone, "customer": {"phone": phone}})
@@ -921,10 +920,7 @@ async fn a_bot_answering_our_bot_gets_muted() {
         "rules:\n  - name: echo\n    on: message\n    actions:\n      - reply: \"You said: {{ msg.text }}\"\n",
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log().contains("reloaded config and rules") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_log(&d, "reloaded config and rules").await;
     // The peer answers each of our replies within a fraction of a second.
     for i in 1..=5 {
         post(

@@ -506,16 +506,7 @@ impl Compiler<'_> {
             }
         }
         filter.chat = m.value.chat.unwrap_or_default();
-        if let Some(from) = &m.value.from {
-            for f in &from.value.0 {
-                match normalize_number(f) {
-                    Ok(n) => filter.from.push(n),
-                    Err(e) => {
-                        self.error_at(from, e.to_string());
-                    }
-                }
-            }
-        }
+        filter.from = self.phones(m.value.from.as_ref());
         if let Some(group) = &m.value.group {
             for g in &group.value.0 {
                 match normalize_group(g) {

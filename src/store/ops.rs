@@ -257,8 +257,8 @@ pub fn claim_next(conn: &Connection, now: i64) -> Result<Option<OutboxRow>, Stor
 pub struct Claim {
     /// The row, now in flight.
     pub row: OutboxRow,
-    /// Until when a person has taken over the row's chat, if they have.
-    pub chat_paused_until: Option<i64>,
+    /// Why automation is paused in the row's chat (human takeover, loop breaker), if it is.
+    pub chat_pause: Option<String>,
     /// Our sends to the row's chat within the rate window, oldest first.
     pub recent_sends: Vec<i64>,
     /// Why a safety protection stops this send, if one does (set by the worker).
@@ -274,16 +274,16 @@ pub fn claim_with_context(
     let Some(row) = claim_next(conn, now)? else {
         return Ok(None);
     };
-    let (chat_paused_until, recent_sends) = match &row.chat {
+    let (chat_pause, recent_sends) = match &row.chat {
         Some(chat) => (
-            paused_until(conn, &row.instance, chat, now)?,
+            pause_of(conn, &row.instance, chat, now)?.map(|(_, reason)| reason),
             sends_to_chat_since(conn, &row.instance, chat, now - window_ms)?,
         ),
         None => (None, Vec::new()),
     };
     Ok(Some(Claim {
         row,
-        chat_paused_until,
+        chat_pause,
         recent_sends,
         blocked: None,
     }))
@@ -560,38 +560,8 @@ pub fn fired(
     Ok(())
 }
 
-/// Pauses the bot in a chat until `until`.
+/// Pauses automation in a chat until `until`, for `reason` (human takeover, loop breaker).
 pub fn pause_chat(
-    conn: &Connection,
-    instance: &str,
-    chat: &str,
-    until: i64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO pauses (instance, chat, until_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (instance, chat) DO UPDATE SET until_at = MAX(until_at, excluded.until_at)",
-    )?
-    .execute(params![instance, chat, until])?;
-    Ok(())
-}
-
-/// Until when the bot is paused in a chat, if it is.
-pub fn paused_until(
-    conn: &Connection,
-    instance: &str,
-    chat: &str,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT until_at FROM pauses WHERE instance = ?1 AND chat = ?2 AND until_at > ?3",
-        )?
-        .query_row(params![instance, chat, now], |r| r.get(0))
-        .optional()?)
-}
-
-/// Pauses automation in a chat until `until`, for `reason` (the loop breaker).
-pub fn mute_chat(
     conn: &Connection,
     instance: &str,
     chat: &str,
