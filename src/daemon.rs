@@ -43,11 +43,7 @@ impl Loaded {
             other => crate::config::Diagnostic::file_level(path, other.to_string()).into(),
         })?;
         config.dry_run |= force_dry_run;
-        let options = LoadOptions {
-            zone: config.timezone.clone(),
-            vars: config.vars.clone(),
-            env: std::env::vars().collect(),
-        };
+        let options = LoadOptions::from_config(&config);
         let rules = RuleSet::load(&config.rules, &options)?;
         let api = ApiClient::new(&config.api).map_err(|e| {
             Diagnostics::from(crate::config::Diagnostic::file_level(path, e.to_string()))

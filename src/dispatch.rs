@@ -65,26 +65,10 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 let Some(mut claim) = store::claim_with_context(conn, now, window)? else {
                     return Ok(None);
                 };
-                if let PlannedAction::Send {
-                    request,
-                    allow_repeat,
-                    allow_cold,
-                } = &claim.row.action
-                {
+                if let PlannedAction::Send(out) = &claim.row.action {
                     let row = &claim.row;
-                    let allow = crate::safety::Allowances {
-                        repeat: *allow_repeat,
-                        cold: *allow_cold,
-                    };
-                    claim.blocked = crate::safety::blocked(
-                        conn,
-                        &safety,
-                        &row.instance,
-                        &row.rule,
-                        request,
-                        allow,
-                        now,
-                    )?;
+                    claim.blocked =
+                        crate::safety::blocked(conn, &safety, &row.instance, &row.rule, out, now)?;
                 }
                 Ok(Some(claim))
             })
@@ -157,9 +141,10 @@ async fn perform_send(
     paused_until: &mut Option<Instant>,
 ) -> Option<Deferred> {
     let row = &claim.row;
-    let PlannedAction::Send { request, .. } = &row.action else {
+    let PlannedAction::Send(out) = &row.action else {
         return None;
     };
+    let request = &out.request;
     let loaded = shared.loaded();
     let config = &loaded.config;
     let id = row.id;
@@ -179,6 +164,26 @@ async fn perform_send(
         let _ = shared
             .store
             .call(move |c| store::mark_final(c, id, "blocked", Some(&reason), false, now))
+            .await;
+        return None;
+    }
+    // Quiet hours: a message that is not a reply waits, spending no attempt.
+    if let Some(until) = crate::safety::quiet_until(&config.safety, &row.rule, out, now) {
+        let label = config
+            .safety
+            .quiet_hours
+            .as_ref()
+            .map_or("", |q| q.label.as_str());
+        let note = format!(
+            "quiet hours ({label}): held until {}",
+            crate::store::ms_text(until)
+        );
+        tracing::info!(rule = %row.rule, until = %crate::store::ms_text(until), "quiet hours: held");
+        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "held")
+            .increment(1);
+        let _ = shared
+            .store
+            .call(move |c| store::mark_retry(c, id, until, &note, false, now))
             .await;
         return None;
     }
@@ -248,7 +253,7 @@ async fn failed(
 ) {
     let id = row.id;
     let endpoint = match &row.action {
-        PlannedAction::Send { request, .. } => request.endpoint(),
+        PlannedAction::Send(out) => out.request.endpoint(),
         _ => "http",
     };
     let now = shared.now().as_millisecond();

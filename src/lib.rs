@@ -9,7 +9,9 @@
 //! - [`event`]: every webhook envelope normalized into one event type.
 //! - [`rules`]: rule files compiled once, evaluated purely into planned actions.
 //! - [`pipeline`]: recorded events → rules → outbox rows, in one transaction.
-//! - [`safety`]: opt-out, repeat suppression, per-chat ceiling, cold contacts.
+//! - [`safety`]: opt-out, repeat suppression, per-chat ceiling, cold contacts,
+//!   quiet hours, the ban-signal breaker.
+//! - [`calendar`]: business hours and holidays in a zone (`in_hours`, quiet hours).
 //! - [`dispatch`]: the outbox worker: pacing, sending, retries, dead letters.
 //! - [`api`]: the client of the remote API; the only module that knows its shapes.
 //! - [`store`]: SQLite; the only module with SQL.
@@ -24,6 +26,7 @@
 //! error instead of panicking.
 
 pub mod api;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod daemon;

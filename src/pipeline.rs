@@ -185,7 +185,7 @@ fn process_event(
                 tracing::info!(chat = %m.chat, minutes = config.human_pause.as_secs() / 60, "a person wrote from the phone: the bot is paused in this chat");
                 format!(
                     "typed on the phone: the bot is paused in this chat until {}",
-                    ms_text(until)
+                    store::ms_text(until)
                 )
             } else {
                 "sent by this number".to_owned()
@@ -221,7 +221,7 @@ fn process_event(
                 store::saw_number(conn, instance, number, now_ms)?;
             }
             if let Some((until, reason)) = store::pause_of(conn, instance, &m.chat, now_ms)? {
-                let note = format!("{reason} until {}", ms_text(until));
+                let note = format!("{reason} until {}", store::ms_text(until));
                 store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
                 return Ok(0);
             }
@@ -236,7 +236,7 @@ fn process_event(
                 )?
             {
                 metrics::counter!(crate::metrics::LOOPS_BROKEN).increment(1);
-                tracing::warn!(chat = %m.chat, until = %ms_text(until), "this chat answers like a bot: automation muted here (safety.loop_breaker)");
+                tracing::warn!(chat = %m.chat, until = %store::ms_text(until), "this chat answers like a bot: automation muted here (safety.loop_breaker)");
                 store::finish_inbox(
                     conn,
                     row.id,
@@ -329,14 +329,17 @@ fn opt_out_keyword(
             rule: rule.to_owned(),
             rule_index: usize::MAX,
             chat: Some(chat.to_owned()),
-            actions: vec![PlannedAction::Send {
-                request: crate::api::ApiRequest::Send {
+            actions: vec![PlannedAction::Send(crate::rules::Outgoing {
+                allow: crate::rules::Allowances {
+                    repeat: true,
+                    cold: true,
+                },
+                reply: true,
+                ..crate::rules::Outgoing::new(crate::api::ApiRequest::Send {
                     number: number.to_owned(),
                     content: crate::api::Content::Text { text: text.clone() },
-                },
-                allow_repeat: true,
-                allow_cold: true,
-            }],
+                })
+            })],
             continue_at: None,
             failed: None,
         };
@@ -373,7 +376,13 @@ pub fn write_plan(
     for (offset, action) in plan.actions.iter().enumerate() {
         let index = first_index + offset;
         match action {
-            PlannedAction::Send { .. } | PlannedAction::Http(_) => {
+            PlannedAction::Send(_) | PlannedAction::Http(_) => {
+                if let PlannedAction::Send(out) = action
+                    && !out.menu.is_empty()
+                    && let Some(to) = crate::safety::recipient(&out.request)
+                {
+                    store::set_menu(conn, instance, &to, &out.menu, now_ms)?;
+                }
                 let state = if config.dry_run { "dry_run" } else { "pending" };
                 let row = NewOutbox {
                     instance: instance.to_owned(),
@@ -419,17 +428,11 @@ pub fn write_plan(
 /// The metric label of an action.
 pub fn kind(action: &PlannedAction) -> &'static str {
     match action {
-        PlannedAction::Send { request, .. } => request.endpoint(),
+        PlannedAction::Send(out) => out.request.endpoint(),
         PlannedAction::Http(_) => "http",
         PlannedAction::Set { .. } => "set",
         PlannedAction::Clear { .. } => "clear",
         PlannedAction::Delay { .. } => "delay",
         PlannedAction::Log { .. } => "log",
     }
-}
-
-fn ms_text(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
 }

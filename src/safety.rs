@@ -14,6 +14,8 @@
 //! - **Cold contacts**: a number that never wrote to this instance gets a
 //!   message only from an action that says `allow_cold: true`, and at most
 //!   `cold_daily_cap` such numbers per day.
+//! - **Quiet hours**: messages that are not replies (schedules, hook sends,
+//!   messages to other numbers) wait for the next allowed time.
 //!
 //! A send a protection stops is recorded as `blocked` with the reason, and
 //! counts as sent for no limit. Outbox rows of waflow's own making (rule
@@ -24,10 +26,13 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
-use unicode_normalization::UnicodeNormalization;
+
+use std::collections::BTreeMap;
 
 use crate::api::{ApiRequest, Content};
-use crate::config::Rate;
+use crate::calendar::Calendar;
+use crate::config::{Rate, Zone};
+use crate::rules::Outgoing;
 use crate::store::{self, StoreError};
 
 /// Rule names reserved for waflow's own messages.
@@ -48,6 +53,90 @@ pub struct Safety {
     pub cold_daily_cap: u32,
     /// The loop breaker: mutes chats that answer like a bot.
     pub loop_breaker: LoopBreaker,
+    /// When messages that are not replies may leave; `None` turns it off.
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// Quiet hours: the times messages that are not replies may leave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuietHours {
+    /// Open when sending is allowed.
+    pub allowed: Calendar,
+    /// As written (`21:00-08:00`, `outside office`), for messages.
+    pub label: String,
+}
+
+/// The default quiet hours: 21:00 to 08:00.
+pub const DEFAULT_QUIET_HOURS: &str = "21:00-08:00";
+
+impl QuietHours {
+    /// The default quiet hours in `zone`.
+    pub fn default_in(zone: &Zone) -> Option<QuietHours> {
+        Self::parse(DEFAULT_QUIET_HOURS, zone, &BTreeMap::new())
+            .ok()
+            .flatten()
+    }
+
+    /// Reads `safety.quiet_hours`: `HH:MM-HH:MM` (quiet every day in the
+    /// config's zone), `outside NAME` (quiet while calendar NAME is closed),
+    /// or `off`. The error comes with a hint.
+    pub fn parse(
+        text: &str,
+        zone: &Zone,
+        calendars: &BTreeMap<String, Calendar>,
+    ) -> Result<Option<QuietHours>, (String, String)> {
+        let text = text.trim();
+        if text == "off" {
+            return Ok(None);
+        }
+        if let Some(name) = text.strip_prefix("outside ") {
+            let name = name.trim();
+            return match calendars.get(name) {
+                Some(c) => Ok(Some(QuietHours {
+                    allowed: c.clone(),
+                    label: text.to_owned(),
+                })),
+                None => {
+                    let names: Vec<&str> = calendars.keys().map(String::as_str).collect();
+                    Err((
+                        format!("no calendar `{name}` in `hours:`"),
+                        if names.is_empty() {
+                            "define it under `hours:`, e.g. hours: { office: { open: [\"mon-fri 09:00-18:00\"] } }".into()
+                        } else {
+                            format!("calendars defined: {}", names.join(", "))
+                        },
+                    ))
+                }
+            };
+        }
+        let hint = || {
+            "write HH:MM-HH:MM (quiet from-to, e.g. 21:00-08:00), `outside CALENDAR`, or off"
+                .to_owned()
+        };
+        let Some((from, to)) = text.split_once('-') else {
+            return Err((format!("`{text}` is not a time range"), hint()));
+        };
+        // Quiet from `from` to `to` means allowed from `to` to `from`.
+        let allowed = Calendar::daily(zone.clone(), to.trim(), from.trim())
+            .map_err(|_| (format!("`{text}` is not a valid time range"), hint()))?;
+        Ok(Some(QuietHours {
+            allowed,
+            label: text.to_owned(),
+        }))
+    }
+}
+
+/// When a message must wait for quiet hours to end: the end, in Unix
+/// milliseconds; `None` when it may leave now. Replies and waflow's own
+/// messages never wait.
+pub fn quiet_until(safety: &Safety, rule: &str, out: &Outgoing, now: i64) -> Option<i64> {
+    let quiet = safety.quiet_hours.as_ref()?;
+    if out.reply || rule.starts_with(OWN_PREFIX) {
+        return None;
+    }
+    let now_ts = jiff::Timestamp::from_millisecond(now).ok()?;
+    let next = quiet.allowed.next_open(now_ts)?;
+    (next > now_ts).then(|| next.as_millisecond())
 }
 
 /// Bot-to-bot ping-pong detection.
@@ -149,20 +238,13 @@ impl Default for Safety {
             cold_guard: true,
             cold_daily_cap: 20,
             loop_breaker: LoopBreaker::default(),
+            quiet_hours: QuietHours::default_in(&Zone::default()),
         }
     }
 }
 
-/// A keyword as compared: trimmed, without accents or surrounding punctuation, upper case.
-pub fn normalize(text: &str) -> String {
-    text.nfd()
-        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
-        .collect::<String>()
-        .replace(['Đ', 'đ'], "D")
-        .trim()
-        .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
-        .to_uppercase()
-}
+/// A keyword as compared: see [`crate::event::fold_text`].
+pub use crate::event::fold_text as normalize;
 
 /// What an incoming text means for the opt-out list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,25 +298,16 @@ pub fn digest(request: &ApiRequest) -> String {
     hex::encode(&Sha256::digest(content.as_bytes())[..16])
 }
 
-/// What an action allows past the protections.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Allowances {
-    /// `allow_repeat: true`.
-    pub repeat: bool,
-    /// `allow_cold: true`.
-    pub cold: bool,
-}
-
 /// Why a send must not leave now, if it must not. Runs in a store job.
 pub fn blocked(
     conn: &Connection,
     safety: &Safety,
     instance: &str,
     rule: &str,
-    request: &ApiRequest,
-    allow: Allowances,
+    out: &Outgoing,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
+    let (request, allow) = (&out.request, out.allow);
     if rule.starts_with(OWN_PREFIX) {
         return Ok(None);
     }

@@ -175,4 +175,23 @@ proptest! {
     fn cron_parser_never_panics(text in "[0-9*/,LW#A-Za-z@? -]{0,30}") {
         let _ = waflow::schedule::Cron::parse(&text);
     }
+
+    /// Spintax is rewritten into Jinja: any text that compiled before still
+    /// compiles, and rendering never panics.
+    #[test]
+    fn spintax_never_breaks_a_template(text in "[{}|a-c %#é ]{0,24}") {
+        let mut t = waflow::rules::Templates::new();
+        let plain = minijinja::Environment::new().template_from_str(&text).is_ok();
+        match t.add(&text) {
+            Ok(compiled) => {
+                let _ = t.render(&compiled, &minijinja::context!(_seed => 7u64));
+            }
+            Err(e) => prop_assert!(!plain, "{text:?} compiled as Jinja but not with spintax: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn opening_hours_never_panic(text in "[a-z0-9:,* -]{0,30}") {
+        let _ = text.parse::<waflow::calendar::OpenLine>();
+    }
 }

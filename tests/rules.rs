@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use waflow::calendar::Calendar;
 use waflow::event::{Event, EventKind, Fire, Hook, ShortMessage, normalize};
 use waflow::rules::{
-    EvalInput, HttpResult, LoadOptions, MemoryState, PlannedAction, RuleSet, Verdict,
+    EvalInput, HttpResult, LoadOptions, MemoryState, MenuOption, PlannedAction, RuleSet, Verdict,
 };
 
 fn options() -> LoadOptions {
@@ -18,6 +19,17 @@ fn options() -> LoadOptions {
         zone: "Europe/Berlin".parse().unwrap(),
         vars,
         env: HashMap::from([("SHOP_SECRET".to_owned(), "s3cret".to_owned())]),
+        calendars: std::sync::Arc::new(
+            [(
+                "office".to_owned(),
+                Calendar::new(
+                    "Europe/Berlin".parse().unwrap(),
+                    &["mon-fri 09:00-18:00".parse().unwrap()],
+                    &["2026-12-25".parse().unwrap()],
+                ),
+            )]
+            .into(),
+        ),
     }
 }
 
@@ -552,4 +564,180 @@ fn rule_names_of_waflows_own_messages_are_reserved() {
     )
     .unwrap_err();
     assert!(err.contains("reserved for waflow's own messages"), "{err}");
+}
+
+#[test]
+fn in_hours_reads_the_config_calendars_and_unknown_names_are_errors() {
+    let rules = compile(
+        r#"rules:
+  - name: open
+    on: message
+    if: "in_hours('office')"
+    actions:
+      - reply: "We are open"
+  - name: closed
+    on: message
+    if: "not in_hours('office')"
+    actions:
+      - reply: "We are closed"
+"#,
+    )
+    .unwrap();
+    let at = |t: &str| {
+        let input_now: jiff::Timestamp = t.parse().unwrap();
+        let memory = MemoryState::default();
+        let input = EvalInput {
+            now: input_now,
+            memory: &memory,
+            ignore_older_than: None,
+        };
+        let e = rules.evaluate(&msg("hi"), &input);
+        e.plans.iter().map(|p| p.rule.clone()).collect::<Vec<_>>()
+    };
+    // Monday 10:00 Berlin, Monday 19:00 Berlin, Christmas (a Friday) 10:00.
+    assert_eq!(at("2026-12-21T10:00:00+01:00"), ["open"]);
+    assert_eq!(at("2026-12-21T19:00:00+01:00"), ["closed"]);
+    assert_eq!(at("2026-12-25T10:00:00+01:00"), ["closed"]);
+    let err = compile(
+        "rules:\n  - name: x\n    on: message\n    if: \"in_hours('ofice')\"\n    actions:\n      - reply: hi\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("rules.yaml:4:")
+            && err.contains("no calendar `ofice`")
+            && err.contains("did you mean `office`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn spintax_varies_between_events_and_is_stable_for_one() {
+    let rules = compile(
+        "rules:\n  - name: hi\n    on: message\n    actions:\n      - reply: \"{Hi|Hello|Hey} {{ msg.sender }}, {we are|we're} {here|glad to help}! {not spintax}\"\n",
+    )
+    .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let mut event = msg("hi");
+        if let waflow::event::EventKind::Message(m) = &mut event.kind {
+            m.id = format!("M{i}");
+        }
+        let first = plan(&rules, &event);
+        assert_eq!(
+            first,
+            plan(&rules, &event),
+            "the same event renders the same"
+        );
+        let text = first[0]["send"]["text"].as_str().unwrap().to_owned();
+        assert!(text.ends_with("! {not spintax}"), "{text}");
+        assert!(text.contains(" 84933313000, "), "{text}");
+        let greeting = text.split(' ').next().unwrap();
+        assert!(["Hi", "Hello", "Hey"].contains(&greeting), "{text}");
+        seen.insert(text);
+    }
+    assert!(seen.len() >= 6, "picks vary: {seen:?}");
+}
+
+const MENU_RULES: &str = r#"rules:
+  - name: menu
+    on: message
+    match: { text: '(?i)^menu$' }
+    actions:
+      - send_buttons:
+          text: "How can we help?"
+          footer: "Reply with a number"
+          fallback: FALLBACK
+          buttons:
+            - { id: prices, text: "Prices" }
+            - { id: hours, text: "Opening hours" }
+            - { url: "https://shop.example.com", text: "Shop" }
+  - name: prices
+    on: message
+    match: { choice: prices }
+    actions:
+      - reply: "Our prices: …"
+  - name: echo
+    on: message
+    match: { text: '^echo' }
+    actions:
+      - reply: "choice={{ msg.choice or 'none' }}"
+"#;
+
+#[test]
+fn fallback_text_sends_a_numbered_menu() {
+    let rules = compile(&MENU_RULES.replace("FALLBACK", "text")).unwrap();
+    let out = plan(&rules, &msg("menu"));
+    insta::assert_snapshot!(out[0]["send"]["text"].as_str().unwrap(), @r"
+    How can we help?
+
+    1. Prices
+    2. Opening hours
+    Shop: https://shop.example.com
+
+    _Reply with a number_
+    ");
+    assert_eq!(out[0]["send"]["to"], "84933313000");
+}
+
+#[test]
+fn fallback_auto_keeps_the_interactive_message_with_the_menu_in_reserve() {
+    let rules = compile(&MENU_RULES.replace("FALLBACK", "auto")).unwrap();
+    let memory = MemoryState::default();
+    let input = EvalInput {
+        now: now(),
+        memory: &memory,
+        ignore_older_than: None,
+    };
+    let eval = rules.evaluate(&msg("menu"), &input);
+    let PlannedAction::Send(out) = &eval.plans[0].actions[0] else {
+        panic!("not a send");
+    };
+    assert_eq!(out.request.endpoint(), "send_template");
+    assert!(out.reply);
+    let fallback = out.fallback.as_ref().expect("a text menu in reserve");
+    assert_eq!(fallback.endpoint(), "send");
+    let ids: Vec<&str> = out.menu.iter().map(|o| o.id.as_str()).collect();
+    assert_eq!(ids, ["prices", "hours"]);
+}
+
+#[test]
+fn a_choice_is_a_tap_a_number_or_a_label() {
+    let rules = compile(&MENU_RULES.replace("FALLBACK", "text")).unwrap();
+    let mut memory = MemoryState::default();
+    let menu = vec![
+        MenuOption {
+            id: "prices".into(),
+            label: "Prices".into(),
+        },
+        MenuOption {
+            id: "hours".into(),
+            label: "Opening hours".into(),
+        },
+    ];
+    memory.set_menu("I1", "84933313000", menu, now());
+    let reply = |text: &str, memory: &MemoryState| plan_with(&rules, &msg(text), memory);
+    for typed in ["1", " 1. ", "#1", "prices", "PRICES!", "Prices"] {
+        assert_eq!(
+            reply(typed, &memory),
+            [json!({"send": {"to": "84933313000", "text": "Our prices: …"}})],
+            "{typed}"
+        );
+    }
+    for other in ["3", "0", "price list", ""] {
+        assert!(reply(other, &memory).is_empty(), "{other}");
+    }
+    // A tapped button carries its id.
+    let tapped = ShortMessage {
+        button_id: Some("prices".into()),
+        from: Some("84933313000".into()),
+        ..Default::default()
+    }
+    .into_event("I1", now());
+    assert_eq!(plan_with(&rules, &tapped, &memory).len(), 1);
+    // The choice reads as msg.choice, and is empty without a menu.
+    assert_eq!(
+        reply("echo", &memory),
+        [json!({"send": {"to": "84933313000", "text": "choice=none"}})]
+    );
+    assert_eq!(reply("1", &MemoryState::default()), Vec::<Value>::new());
 }

@@ -178,11 +178,7 @@ pub fn load_config(cli: &Cli) -> Result<Config, CliError> {
 
 /// The rules the config points at.
 pub fn load_rules(config: &Config) -> Result<RuleSet, CliError> {
-    let options = LoadOptions {
-        zone: config.timezone.clone(),
-        vars: config.vars.clone(),
-        env: std::env::vars().collect(),
-    };
+    let options = LoadOptions::from_config(config);
     RuleSet::load(&config.rules, &options).map_err(|d| CliError::Config(ConfigError::Invalid(d)))
 }
 

@@ -177,7 +177,8 @@ fn events(
 /// One line for people and the JSON detail of a planned action.
 fn show(api: &ApiClient, action: &PlannedAction) -> (String, Value) {
     match action {
-        PlannedAction::Send { request, .. } => {
+        PlannedAction::Send(out) => {
+            let request = &out.request;
             let call = api.describe(request);
             let body = call
                 .json

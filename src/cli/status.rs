@@ -23,12 +23,6 @@ fn reader(config: &crate::config::Config) -> Result<rusqlite::Connection, CliErr
     open_reader(path).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
-fn ms_text(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
-
 /// `waflow status`.
 pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
     let config = super::load_config(cli)?;
@@ -56,7 +50,7 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
     if !report.paused_chats.is_empty() {
         text.push_str("human takeover:\n");
         for (chat, until) in &report.paused_chats {
-            text.push_str(&format!("  {chat} until {}\n", ms_text(*until)));
+            text.push_str(&format!("  {chat} until {}\n", store::ms_text(*until)));
         }
     }
     let schedules = next_fires(&config, &report.schedules);
@@ -65,7 +59,7 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
         for (rule, zone, last, next) in &schedules {
             text.push_str(&format!(
                 "  {rule} ({zone}): last {}, next {}\n",
-                last.map_or_else(|| "never".to_owned(), ms_text),
+                last.map_or_else(|| "never".to_owned(), store::ms_text),
                 next.as_deref().unwrap_or("never")
             ));
         }
@@ -73,7 +67,10 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
     if !report.last_errors.is_empty() {
         text.push_str("last errors:\n");
         for (id, rule, error, at) in &report.last_errors {
-            text.push_str(&format!("  #{id} {rule} ({}): {error}\n", ms_text(*at)));
+            text.push_str(&format!(
+                "  #{id} {rule} ({}): {error}\n",
+                store::ms_text(*at)
+            ));
         }
     }
     out.success(
@@ -245,7 +242,7 @@ pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliErr
                 "(nobody opted out)".to_owned()
             } else {
                 rows.iter()
-                    .map(|(i, n, since)| format!("{n}  since {}  ({i})", ms_text(*since)))
+                    .map(|(i, n, since)| format!("{n}  since {}  ({i})", store::ms_text(*since)))
                     .collect::<Vec<_>>()
                     .join("\n")
             };

@@ -57,9 +57,14 @@ pub struct Config {
     pub vars: serde_json::Map<String, serde_json::Value>,
     /// How the outbox retries failed sends.
     pub retry: Retry,
-    /// Conversation safety: opt-out, repeat suppression, per-chat ceiling.
+    /// Conversation safety: opt-out, repeat suppression, per-chat ceiling, quiet hours …
     pub safety: crate::safety::Safety,
+    /// Named business calendars (`hours:`), for `in_hours('NAME')` and quiet hours.
+    pub hours: Calendars,
 }
+
+/// The named calendars of the `hours:` section.
+pub type Calendars = std::sync::Arc<std::collections::BTreeMap<String, crate::calendar::Calendar>>;
 
 /// How the outbox retries a failed send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +202,18 @@ mod raw {
         pub retry: RetryRaw,
         #[serde(default)]
         pub safety: SafetyRaw,
+        #[serde(default)]
+        pub hours: std::collections::BTreeMap<String, CalendarRaw>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CalendarRaw {
+        pub timezone: Option<Zone>,
+        #[serde(default)]
+        pub open: Vec<crate::calendar::OpenLine>,
+        #[serde(default)]
+        pub holidays: Vec<crate::calendar::Holiday>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -210,6 +227,7 @@ mod raw {
         pub cold_daily_cap: Option<u32>,
         #[serde(default)]
         pub loop_breaker: LoopBreakerRaw,
+        pub quiet_hours: Option<serde_saphyr::Spanned<String>>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -368,6 +386,39 @@ impl Config {
                 .unwrap_or("rules"),
         );
         let pacing_default = Pacing::default();
+        let timezone = raw.timezone.clone().unwrap_or_default();
+        let hours: std::collections::BTreeMap<String, crate::calendar::Calendar> = raw
+            .hours
+            .iter()
+            .map(|(name, c)| {
+                let zone = c.timezone.clone().unwrap_or_else(|| timezone.clone());
+                (
+                    name.clone(),
+                    crate::calendar::Calendar::new(zone, &c.open, &c.holidays),
+                )
+            })
+            .collect();
+        let quiet_hours = match &raw.safety.quiet_hours {
+            None => crate::safety::QuietHours::default_in(&timezone),
+            Some(spanned) => {
+                match crate::safety::QuietHours::parse(&spanned.value, &timezone, &hours) {
+                    Ok(q) => q,
+                    Err((message, hint)) => {
+                        let at = &spanned.referenced;
+                        problems.push(
+                            Diagnostic::at(
+                                path,
+                                at.line(),
+                                at.column(),
+                                format!("safety.quiet_hours: {message}"),
+                            )
+                            .with_hint(hint),
+                        );
+                        None
+                    }
+                }
+            }
+        };
         let safety = {
             let d = crate::safety::Safety::default();
             let o = raw.safety.opt_out;
@@ -407,6 +458,7 @@ impl Config {
                 per_chat_ceiling: ceiling,
                 cold_guard: raw.safety.cold_guard.unwrap_or(d.cold_guard),
                 cold_daily_cap: raw.safety.cold_daily_cap.unwrap_or(d.cold_daily_cap),
+                quiet_hours,
                 loop_breaker: {
                     let l = &raw.safety.loop_breaker;
                     let dl = d.loop_breaker;
@@ -448,7 +500,8 @@ impl Config {
             },
             store,
             rules,
-            timezone: raw.timezone.unwrap_or_default(),
+            timezone,
+            hours: std::sync::Arc::new(hours),
             pacing: Pacing {
                 min_interval: raw
                     .pacing

@@ -8,12 +8,17 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, de};
-
 /// Why a value could not be parsed; the text says what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct UnitError(String);
+
+impl UnitError {
+    /// An error that says `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        UnitError(message.into())
+    }
+}
 
 /// A duration written as `500ms`, `20s`, `10m`, `2h`, `1d`, or a sum such as `1h30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -255,14 +260,16 @@ impl FromStr for Zone {
 /// Implements `Deserialize` through `FromStr` so errors carry the YAML location.
 macro_rules! deserialize_from_str {
     ($($ty:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                text.parse().map_err(de::Error::custom)
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(<D::Error as serde::de::Error>::custom)
             }
         }
     )*};
 }
+
+pub(crate) use deserialize_from_str;
 
 deserialize_from_str!(HumanDuration, Rate, ByteSize, DelayRange, Zone);
 

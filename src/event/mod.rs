@@ -6,6 +6,8 @@
 //! phone numbers resolved, and the original JSON kept in `raw` for templates.
 //! This module parses; it never decides what to do with an event.
 
+use unicode_normalization::UnicodeNormalization;
+
 pub mod jid;
 pub mod normalize;
 
@@ -367,4 +369,16 @@ impl ShortMessage {
             raw: Value::Null,
         }
     }
+}
+
+/// Text as people mean it when they type a keyword or a menu label: trimmed,
+/// without accents or surrounding punctuation, upper case.
+pub fn fold_text(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .collect::<String>()
+        .replace(['Đ', 'đ'], "D")
+        .trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_uppercase()
 }

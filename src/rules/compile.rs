@@ -19,8 +19,8 @@ use super::raw::{
     RawSkeleton, RawTrigger, Sp,
 };
 use super::{
-    Action, ButtonKind, ButtonSpec, ButtonsSpec, HookSpec, HttpSpec, JsonTemplate, ListSpec,
-    LoadOptions, MessageFilter, PresenceFilter, Rule, RuleSet, ScheduleSpec, SendSpec,
+    Action, Allowances, ButtonKind, ButtonSpec, ButtonsSpec, HookSpec, HttpSpec, JsonTemplate,
+    ListSpec, LoadOptions, MessageFilter, PresenceFilter, Rule, RuleSet, ScheduleSpec, SendSpec,
     StatusFilter, Trigger,
 };
 use crate::api::{normalize_group, normalize_number};
@@ -31,7 +31,7 @@ use crate::schedule::Cron;
 use crate::secret::Secret;
 
 /// Fields of `msg` in templates.
-pub const MSG_FIELDS: [&str; 16] = [
+pub const MSG_FIELDS: [&str; 17] = [
     "id",
     "chat",
     "sender",
@@ -45,6 +45,7 @@ pub const MSG_FIELDS: [&str; 16] = [
     "from_me",
     "timestamp",
     "button_id",
+    "choice",
     "media",
     "location",
     "edited",
@@ -79,7 +80,16 @@ const ACTIONS: [&str; 11] = [
     "log",
 ];
 /// Names minijinja provides itself; they are not context variables.
-const BUILTINS: [&str; 6] = ["range", "dict", "namespace", "debug", "cycler", "joiner"];
+const BUILTINS: [&str; 8] = [
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "cycler",
+    "joiner",
+    "spin",
+    "in_hours",
+];
 
 impl RuleSet {
     /// Loads a rules file, or every `*.yaml` / `*.yml` of a folder in name order.
@@ -114,7 +124,8 @@ impl RuleSet {
     ) -> Result<RuleSet, Diagnostics> {
         let mut c = Compiler {
             options,
-            templates: Templates::new(),
+            templates: Templates::with_calendars(options.calendars.clone()),
+            uses_choice: false,
             problems: Diagnostics::default(),
             rules: Vec::new(),
             names: HashMap::new(),
@@ -149,6 +160,7 @@ impl RuleSet {
             templates,
             problems,
             rules,
+            uses_choice,
             ..
         } = c;
         if !problems.is_empty() {
@@ -156,8 +168,10 @@ impl RuleSet {
         }
         let mut patterns = Vec::new();
         let mut textless = Vec::new();
+        let mut uses_choice = uses_choice;
         for (i, rule) in rules.iter().enumerate() {
             if let Trigger::Message(filter) = &rule.trigger {
+                uses_choice |= !filter.choices.is_empty();
                 match &filter.text {
                     Some(re) => patterns.push((i, re.as_str())),
                     None => textless.push(i),
@@ -172,6 +186,7 @@ impl RuleSet {
             templates,
             prefilter,
             textless,
+            uses_choice,
         })
     }
 }
@@ -298,6 +313,8 @@ fn read_rules(
 }
 
 struct Compiler<'a> {
+    /// Some rule reads `msg.choice` or filters on `match.choice`.
+    uses_choice: bool,
     options: &'a LoadOptions,
     templates: Templates,
     problems: Diagnostics,
@@ -471,12 +488,13 @@ impl Compiler<'_> {
         let m = matcher.unwrap_or(&default);
         let mut filter = MessageFilter::default();
         let mut groups = Vec::new();
-        let only_message: [(&str, bool); 6] = [
+        let only_message: [(&str, bool); 7] = [
             ("text", m.value.text.is_some()),
             ("chat", m.value.chat.is_some()),
             ("group", m.value.group.is_some()),
             ("type", m.value.types.is_some()),
             ("button_id", m.value.button_id.is_some()),
+            ("choice", m.value.choice.is_some()),
             ("state", m.value.state.is_some()),
         ];
         if trigger != RawTrigger::Message {
@@ -538,6 +556,9 @@ impl Compiler<'_> {
         }
         if let Some(ids) = &m.value.button_id {
             filter.button_ids = ids.value.0.clone();
+        }
+        if let Some(ids) = &m.value.choice {
+            filter.choices = ids.value.0.clone();
         }
         if let Some(state) = &m.value.state {
             filter.state = state.clone();
@@ -785,8 +806,10 @@ impl Compiler<'_> {
             text: opt(self, f.text.as_ref()),
             media: opt(self, f.media.as_ref()),
             filename: opt(self, f.filename.as_ref()),
-            allow_repeat: f.allow_repeat,
-            allow_cold: f.allow_cold,
+            allow: Allowances {
+                repeat: f.allow_repeat,
+                cold: f.allow_cold,
+            },
         };
         ok.then_some(spec)
     }
@@ -848,8 +871,11 @@ impl Compiler<'_> {
             title: self.opt_text(b.title.as_ref(), action, scope),
             footer: self.opt_text(b.footer.as_ref(), action, scope),
             buttons,
-            allow_repeat: b.allow_repeat,
-            allow_cold: b.allow_cold,
+            fallback: b.fallback,
+            allow: Allowances {
+                repeat: b.allow_repeat,
+                cold: b.allow_cold,
+            },
         })
     }
 
@@ -883,8 +909,11 @@ impl Compiler<'_> {
             footer: self.opt_text(l.footer.as_ref(), action, scope),
             button: self.text(&l.button, action, scope)?,
             sections,
-            allow_repeat: l.allow_repeat,
-            allow_cold: l.allow_cold,
+            fallback: l.fallback,
+            allow: Allowances {
+                repeat: l.allow_repeat,
+                cold: l.allow_cold,
+            },
         })
     }
 
@@ -1021,6 +1050,23 @@ impl Compiler<'_> {
     fn check_variables(&mut self, text: &Text, at: &Sp<String>, scope: &Scope) {
         let mut vars: Vec<String> = self.templates.variables(text).into_iter().collect();
         vars.sort();
+        self.uses_choice |= vars.iter().any(|v| v == "msg" || v == "msg.choice");
+        for name in self.templates.calendars_named(text) {
+            if !self.options.calendars.contains_key(&name) {
+                let known: Vec<&str> = self.options.calendars.keys().map(String::as_str).collect();
+                let hint = if known.is_empty() {
+                    "define calendars in the config under `hours:`".to_owned()
+                } else {
+                    hint_for(&name, &known)
+                };
+                self.error(
+                    at.line,
+                    at.column,
+                    format!("in_hours: no calendar `{name}` in the config's `hours:`"),
+                )
+                .hint = Some(hint);
+            }
+        }
         for path in vars {
             if let Some(problem) = self.variable_problem(&path, scope) {
                 let (line, column) = (at.line, at.column);

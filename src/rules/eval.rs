@@ -13,12 +13,15 @@ use minijinja::Value as JValue;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::expr::{Now, to_value};
-use super::plan::{ActionFailure, HttpCall, PlannedAction, RulePlan};
+use super::expr::{Now, SEED, fnv, to_value};
+use super::plan::{
+    ActionFailure, Allowances, HttpCall, MenuOption, Outgoing, PlannedAction, RulePlan,
+};
 use super::raw::ChatScope;
 use super::state::Memory;
 use super::{
-    Action, ButtonKind, ButtonsSpec, JsonTemplate, ListSpec, Rule, RuleSet, SendSpec, Text, Trigger,
+    Action, ButtonKind, ButtonsSpec, Fallback, JsonTemplate, ListSpec, Rule, RuleSet, SendSpec,
+    Text, Trigger,
 };
 use crate::api::{
     ApiRequest, Button, Content, Interactive, LegacyTemplate, ListMessage, ListRow, ListSection,
@@ -78,7 +81,7 @@ impl RuleSet {
                 plans: Vec::new(),
             };
         }
-        let base = base_context(event, &self.vars);
+        let base = base_context(event, &self.vars, choice_of(self, event, input));
         let mut plans = Vec::new();
         for index in self.candidates(event) {
             let rule = &self.rules[index];
@@ -105,7 +108,7 @@ impl RuleSet {
         if let Some(reason) = ignore_reason(event, input) {
             return (Some(reason), Vec::new());
         }
-        let base = base_context(event, &self.vars);
+        let base = base_context(event, &self.vars, choice_of(self, event, input));
         let mut out = Vec::new();
         let mut stopped_by: Option<String> = None;
         for (index, rule) in self.rules.iter().enumerate() {
@@ -141,7 +144,7 @@ impl RuleSet {
         http: &HttpResult,
     ) -> Option<RulePlan> {
         let rule = self.rules.get(rule_index)?;
-        let base = base_context(event, &self.vars);
+        let base = base_context(event, &self.vars, choice_of(self, event, input));
         let captures = self.check(rule, event, input, &base).unwrap_or_default();
         Some(self.plan(
             rule_index,
@@ -232,6 +235,15 @@ impl RuleSet {
                         "button id {} is not in match.button_id",
                         m.button_id.as_deref().unwrap_or("(none)")
                     ));
+                }
+                if !f.choices.is_empty() {
+                    let choice = choice_of(self, event, input);
+                    if !choice.as_ref().is_some_and(|c| f.choices.contains(c)) {
+                        return Err(format!(
+                            "choice {} is not in match.choice",
+                            choice.as_deref().unwrap_or("(none)")
+                        ));
+                    }
                 }
                 if let Some(re) = &f.text {
                     let text = m.text.as_deref().unwrap_or_default();
@@ -338,6 +350,11 @@ impl RuleSet {
             minijinja::context!(name => rule.name.clone()),
         );
         ctx.insert("state".into(), to_value(state));
+        let seed = base.get(SEED).and_then(|v| u64::try_from(v.clone()).ok());
+        ctx.insert(
+            SEED.into(),
+            JValue::from(fnv(seed.unwrap_or(0), rule.name.as_bytes())),
+        );
         if matches!(rule.trigger, Trigger::Message(_)) {
             ctx.insert("match".into(), JValue::from(captures.clone()));
         }
@@ -422,27 +439,23 @@ impl RuleSet {
                     ReplyTarget::Number(number) => ApiRequest::Send { number, content },
                     ReplyTarget::Group(group_id) => ApiRequest::SendGroup { group_id, content },
                 };
-                send(request, spec.allow_repeat, spec.allow_cold)
+                PlannedAction::Send(Outgoing {
+                    allow: spec.allow,
+                    reply: true,
+                    ..Outgoing::new(request)
+                })
             }
             Action::Send(spec) => {
                 let to = self.opt(&spec.to, ctx)?.unwrap_or_default();
                 let number = normalize_number(&to).map_err(|e| format!("send: {e}"))?;
                 let content = self.content(spec, ctx)?;
-                send(
-                    ApiRequest::Send { number, content },
-                    spec.allow_repeat,
-                    spec.allow_cold,
-                )
+                send(ApiRequest::Send { number, content }, spec.allow)
             }
             Action::SendGroup(spec) => {
                 let group = self.opt(&spec.to, ctx)?.unwrap_or_default();
                 let group_id = normalize_group(&group).map_err(|e| format!("send_group: {e}"))?;
                 let content = self.content(spec, ctx)?;
-                send(
-                    ApiRequest::SendGroup { group_id, content },
-                    spec.allow_repeat,
-                    spec.allow_cold,
-                )
+                send(ApiRequest::SendGroup { group_id, content }, spec.allow)
             }
             Action::Buttons(spec) => self.buttons(spec, event, ctx)?,
             Action::List(spec) => self.list(spec, event, ctx)?,
@@ -525,9 +538,17 @@ impl RuleSet {
         ctx: &JValue,
     ) -> Result<PlannedAction, String> {
         let mut buttons = Vec::new();
+        let mut lines = Vec::new();
         for b in &spec.buttons {
             let text = self.text(&b.text, ctx)?;
             let value = self.text(&b.value, ctx)?;
+            lines.push(match b.kind {
+                ButtonKind::Reply => MenuLine::Choice(MenuOption {
+                    id: value.clone(),
+                    label: text.clone(),
+                }),
+                _ => MenuLine::Plain(format!("{text}: {value}")),
+            });
             buttons.push(match b.kind {
                 ButtonKind::Reply => Button::QuickReply { text, id: value },
                 ButtonKind::Url => Button::Url { text, url: value },
@@ -536,7 +557,9 @@ impl RuleSet {
             });
         }
         let text = self.text(&spec.text, ctx)?;
+        let title = self.opt(&spec.title, ctx)?;
         let footer = self.opt(&spec.footer, ctx)?;
+        let menu = menu_text(title.as_deref(), &text, footer.as_deref(), &lines);
         let message = if spec.legacy {
             TemplateMessage::Template(LegacyTemplate {
                 text,
@@ -546,48 +569,63 @@ impl RuleSet {
         } else {
             TemplateMessage::Interactive(Interactive {
                 text,
-                title: self.opt(&spec.title, ctx)?,
+                title,
                 subtitle: None,
                 footer,
                 buttons,
             })
         };
         let number = self.recipient(&spec.to, event, ctx)?;
-        Ok(send(
+        Ok(interactive(
             ApiRequest::SendTemplate { number, message },
-            spec.allow_repeat,
-            spec.allow_cold,
+            menu,
+            lines,
+            spec.fallback,
+            spec.allow,
+            spec.to.is_none(),
         ))
     }
 
     fn list(&self, spec: &ListSpec, event: &Event, ctx: &JValue) -> Result<PlannedAction, String> {
         let mut sections = Vec::new();
+        let mut lines = Vec::new();
         for (title, rows) in &spec.sections {
             let mut out = Vec::new();
+            let title = self.text(title, ctx)?;
+            lines.push(MenuLine::Plain(format!("*{title}*")));
             for (id, row_title, description) in rows {
-                out.push(ListRow {
+                let row = ListRow {
                     id: self.text(id, ctx)?,
                     title: self.text(row_title, ctx)?,
                     description: self.opt(description, ctx)?,
-                });
+                };
+                lines.push(MenuLine::Choice(MenuOption {
+                    id: row.id.clone(),
+                    label: row.title.clone(),
+                }));
+                out.push(row);
             }
-            sections.push(ListSection {
-                title: self.text(title, ctx)?,
-                rows: out,
-            });
+            sections.push(ListSection { title, rows: out });
         }
+        let text = self.text(&spec.text, ctx)?;
+        let title = self.opt(&spec.title, ctx)?;
+        let footer = self.opt(&spec.footer, ctx)?;
+        let menu = menu_text(title.as_deref(), &text, footer.as_deref(), &lines);
         let message = TemplateMessage::List(ListMessage {
-            text: self.text(&spec.text, ctx)?,
-            title: self.opt(&spec.title, ctx)?,
-            footer: self.opt(&spec.footer, ctx)?,
+            text,
+            title,
+            footer,
             button: self.text(&spec.button, ctx)?,
             sections,
         });
         let number = self.recipient(&spec.to, event, ctx)?;
-        Ok(send(
+        Ok(interactive(
             ApiRequest::SendTemplate { number, message },
-            spec.allow_repeat,
-            spec.allow_cold,
+            menu,
+            lines,
+            spec.fallback,
+            spec.allow,
+            spec.to.is_none(),
         ))
     }
 
@@ -611,12 +649,140 @@ impl RuleSet {
     }
 }
 
-fn send(request: ApiRequest, allow_repeat: bool, allow_cold: bool) -> PlannedAction {
-    PlannedAction::Send {
-        request,
-        allow_repeat,
-        allow_cold,
+fn send(request: ApiRequest, allow: Allowances) -> PlannedAction {
+    PlannedAction::Send(Outgoing {
+        allow,
+        ..Outgoing::new(request)
+    })
+}
+
+/// A line of a text menu: a numbered choice, or text as it is (a section
+/// title, a link).
+enum MenuLine {
+    Choice(MenuOption),
+    Plain(String),
+}
+
+/// The text form of a buttons or list message: title, text, the choices
+/// numbered from 1, footer.
+fn menu_text(title: Option<&str>, text: &str, footer: Option<&str>, lines: &[MenuLine]) -> String {
+    let mut out = String::new();
+    if let Some(title) = title.filter(|t| !t.trim().is_empty()) {
+        out.push_str(&format!("*{}*\n", title.trim()));
     }
+    out.push_str(text.trim_end());
+    out.push('\n');
+    let mut n = 0;
+    for line in lines {
+        out.push('\n');
+        match line {
+            MenuLine::Choice(option) => {
+                n += 1;
+                out.push_str(&format!("{n}. {}", option.label));
+            }
+            MenuLine::Plain(text) => out.push_str(text),
+        }
+    }
+    if let Some(footer) = footer.filter(|f| !f.trim().is_empty()) {
+        out.push_str(&format!("\n\n_{}_", footer.trim()));
+    }
+    out
+}
+
+/// A buttons or list message as its `fallback:` wants it sent.
+fn interactive(
+    request: ApiRequest,
+    menu: String,
+    lines: Vec<MenuLine>,
+    fallback: Fallback,
+    allow: Allowances,
+    reply: bool,
+) -> PlannedAction {
+    let number = match &request {
+        ApiRequest::SendTemplate { number, .. } => number.clone(),
+        _ => String::new(),
+    };
+    let text = ApiRequest::Send {
+        number,
+        content: Content::Text { text: menu },
+    };
+    let (request, fallback) = match fallback {
+        Fallback::None => (request, None),
+        Fallback::Text => (text, None),
+        Fallback::Auto => (request, Some(text)),
+    };
+    PlannedAction::Send(Outgoing {
+        request,
+        allow,
+        reply,
+        fallback,
+        menu: lines
+            .into_iter()
+            .filter_map(|l| match l {
+                MenuLine::Choice(o) => Some(o),
+                MenuLine::Plain(_) => None,
+            })
+            .collect(),
+    })
+}
+
+/// How long a menu answers typed numbers and labels.
+const MENU_LIFETIME: i64 = 24 * 3600;
+
+/// `msg.choice`: the option a message picks — the id of a tapped button or
+/// list row, or of the option of the chat's last menu whose number or label
+/// it says. Menus are looked up only when a rule reads the choice.
+fn choice_of(rules: &RuleSet, event: &Event, input: &EvalInput) -> Option<String> {
+    let EventKind::Message(m) = &event.kind else {
+        return None;
+    };
+    if let Some(id) = &m.button_id {
+        return Some(id.clone());
+    }
+    if !rules.uses_choice {
+        return None;
+    }
+    let text = m.text.as_deref()?;
+    if text.len() > 200 {
+        return None;
+    }
+    let (ReplyTarget::Number(to) | ReplyTarget::Group(to)) = m.reply_target();
+    let (menu, at) = input.memory.last_menu(instance(event), &to)?;
+    if input.now.as_second() - at.as_second() > MENU_LIFETIME {
+        return None;
+    }
+    pick(&menu, text)
+}
+
+/// The option `text` names: its number (`2`, `2.`, `#2`), its label or its id,
+/// compared without case and accents.
+pub fn pick(menu: &[MenuOption], text: &str) -> Option<String> {
+    let bare = text.trim().trim_matches(|c: char| !c.is_alphanumeric());
+    if let Ok(n) = bare.parse::<usize>() {
+        return menu.get(n.checked_sub(1)?).map(|o| o.id.clone());
+    }
+    let want = crate::event::fold_text(text);
+    if want.is_empty() {
+        return None;
+    }
+    menu.iter()
+        .find(|o| {
+            crate::event::fold_text(&o.label) == want || crate::event::fold_text(&o.id) == want
+        })
+        .map(|o| o.id.clone())
+}
+
+/// A number that differs between events, for spintax picks.
+fn event_seed(event: &Event) -> u64 {
+    let id = match &event.kind {
+        EventKind::Message(m) => format!("{}/{}", m.chat, m.id),
+        EventKind::Status(s) => format!("{}/{}", s.id, s.code),
+        EventKind::Presence(p) => format!("{}/{}", p.participant, p.state),
+        EventKind::Schedule(f) => format!("{}/{}", f.rule, f.at),
+        EventKind::Hook(h) => format!("{}/{}", h.name, h.id),
+        _ => String::new(),
+    };
+    fnv(0, id.as_bytes())
 }
 
 /// The protective defaults: events no rule may act on.
@@ -712,16 +878,19 @@ fn scalar_text(v: &Value) -> Option<String> {
 }
 
 /// The template context parts that depend only on the event.
-fn base_context(event: &Event, vars: &JValue) -> BTreeMap<String, JValue> {
+fn base_context(event: &Event, vars: &JValue, choice: Option<String>) -> BTreeMap<String, JValue> {
     let mut ctx = BTreeMap::new();
     ctx.insert("vars".to_owned(), vars.clone());
+    ctx.insert(SEED.to_owned(), JValue::from(event_seed(event)));
     ctx.insert(
         "event".to_owned(),
         minijinja::context!(raw => to_value(&event.raw)),
     );
     match &event.kind {
         EventKind::Message(m) => {
-            ctx.insert("msg".into(), to_value(&MsgView::from(m)));
+            let mut view = MsgView::from(m);
+            view.choice = choice;
+            ctx.insert("msg".into(), to_value(&view));
         }
         EventKind::Status(s) => {
             ctx.insert("status".into(), to_value(s));
@@ -756,6 +925,7 @@ struct MsgView<'a> {
     from_me: bool,
     timestamp: Option<i64>,
     button_id: Option<&'a str>,
+    choice: Option<String>,
     media: Option<&'a crate::event::Media>,
     location: Option<&'a crate::event::Location>,
     edited: bool,
@@ -777,6 +947,7 @@ impl<'a> From<&'a Message> for MsgView<'a> {
             from_me: m.from_me,
             timestamp: m.timestamp,
             button_id: m.button_id.as_deref(),
+            choice: None,
             media: m.media.as_ref(),
             location: m.location.as_ref(),
             edited: m.edited,

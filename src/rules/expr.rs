@@ -6,13 +6,20 @@
 //! empty string) and a fuel limit (a runaway loop fails its action, not the
 //! process). A string without template syntax is kept as a literal and never
 //! touches the engine.
+//!
+//! Two additions to Jinja: spintax (`{Hi|Hello|Hey}` picks one alternative
+//! per event, so repeated answers vary; rewritten into Jinja when compiled,
+//! so alternatives may hold `{{ … }}`), and `in_hours('NAME')`, true while a
+//! calendar of the config's `hours:` is open.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, State, UndefinedBehavior, Value};
+
+use crate::config::Calendars;
 
 /// How much work one render may do before it is stopped.
 const FUEL: u64 = 100_000;
@@ -57,9 +64,36 @@ impl Default for Templates {
 }
 
 impl Templates {
-    /// An environment with strict undefined and a fuel limit.
+    /// An environment with strict undefined and a fuel limit, without calendars.
     pub fn new() -> Self {
+        Self::with_calendars(Calendars::default())
+    }
+
+    /// An environment whose `in_hours('NAME')` reads `calendars`.
+    pub fn with_calendars(calendars: Calendars) -> Self {
         let mut env = Environment::new();
+        env.add_function("spin", spin);
+        env.add_function(
+            "in_hours",
+            move |state: &State, name: &str| -> Result<bool, minijinja::Error> {
+                let calendar = calendars.get(name).ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("no calendar `{name}` in the config's hours:"),
+                    )
+                })?;
+                let now = state
+                    .lookup("now")
+                    .and_then(|v| v.downcast_object_ref::<Now>().map(|n| n.0.timestamp()))
+                    .ok_or_else(|| {
+                        minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            "in_hours needs `now`",
+                        )
+                    })?;
+                Ok(calendar.is_open(now))
+            },
+        );
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
         env.set_debug(true);
@@ -73,10 +107,22 @@ impl Templates {
 
     /// Compiles a template string.
     pub fn add(&mut self, source: &str) -> Result<Text, TemplateError> {
-        if !has_syntax(source) {
-            return Ok(Text::Literal(source.to_owned()));
+        let spun = spintax(source);
+        if spun == source {
+            if !has_syntax(source) {
+                return Ok(Text::Literal(source.to_owned()));
+            }
+            return self.register(source.to_owned(), 0);
         }
-        self.register(source.to_owned(), 0)
+        // Errors are reported against the text as written, not the rewrite.
+        self.env
+            .template_from_str(source)
+            .map(|_| ())
+            .map_err(|err| TemplateError {
+                message: describe(&err),
+                offset: err.range().map(|r| r.start),
+            })?;
+        self.register(spun, 0)
     }
 
     /// Compiles a condition (`if:`) into a template that renders `1` when true.
@@ -120,6 +166,33 @@ impl Templates {
         self.render(condition, context).map(|out| out == "1")
     }
 
+    /// The calendars a template names in `in_hours('NAME')` with a literal name.
+    pub fn calendars_named(&self, text: &Text) -> Vec<String> {
+        let Text::Template(name) = text else {
+            return Vec::new();
+        };
+        let Some(source) = self
+            .env
+            .get_template(name)
+            .ok()
+            .map(|t| t.source().to_owned())
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut rest = source.as_str();
+        while let Some(at) = rest.find("in_hours(") {
+            rest = &rest[at + "in_hours(".len()..];
+            let arg = rest.trim_start();
+            if let Some(quote) = arg.chars().next().filter(|c| *c == '\'' || *c == '"')
+                && let Some(end) = arg[1..].find(quote)
+            {
+                out.push(arg[1..1 + end].to_owned());
+            }
+        }
+        out
+    }
+
     /// The variables a template reads, as dotted paths (`msg.text`, `vars.shop_url`).
     pub fn variables(&self, text: &Text) -> HashSet<String> {
         match text {
@@ -136,6 +209,132 @@ impl Templates {
 /// Any serializable value as a template value.
 pub fn to_value<T: serde::Serialize>(value: &T) -> Value {
     Value::from(minijinja::value::Serde(value))
+}
+
+/// The context key holding the spintax seed of one event and rule.
+pub const SEED: &str = "_seed";
+
+/// `spin(n, k)`: which of `n` alternatives spintax group `k` shows, the
+/// same on every render for one seed, so a retried send says the same.
+fn spin(state: &State, n: u64, k: u64) -> u64 {
+    let seed = state
+        .lookup(SEED)
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0);
+    if n == 0 {
+        return 0;
+    }
+    fnv(seed, &k.to_le_bytes()) % n
+}
+
+/// FNV-1a: a stable hash, so picks do not change between builds.
+pub fn fnv(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Rewrites spintax groups `{a|b|c}` (nested allowed) into Jinja that picks
+/// one with `spin()`. Jinja tags are copied as they are; a brace without a
+/// `|` inside, or without its closing brace, stays literal text.
+pub fn spintax(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut groups = 0u64;
+    let mut rest = source;
+    while !rest.is_empty() {
+        let (copied, tail) = spin_segment(rest, &mut groups, &mut out, false);
+        rest = tail;
+        if copied == 0 {
+            break;
+        }
+    }
+    if groups == 0 {
+        return source.to_owned();
+    }
+    out
+}
+
+/// Copies `text` into `out`, rewriting groups, until its end, or (inside a
+/// group) until an unnested `|` or `}`. Returns the bytes consumed and the rest.
+fn spin_segment<'a>(
+    text: &'a str,
+    groups: &mut u64,
+    out: &mut String,
+    inside: bool,
+) -> (usize, &'a str) {
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        let rest = &text[i..];
+        if let Some(close) = ["{{", "{%", "{#"]
+            .iter()
+            .zip(["}}", "%}", "#}"])
+            .find_map(|(open, close)| rest.starts_with(open).then_some(close))
+        {
+            let end = rest[2..].find(close).map_or(rest.len(), |e| e + 4);
+            out.push_str(&rest[..end]);
+            i += end;
+            continue;
+        }
+        match bytes[i] {
+            b'{' => {
+                if let Some((alternatives, used)) = spin_group(&rest[1..], groups) {
+                    let k = *groups;
+                    *groups += 1;
+                    let n = alternatives.len();
+                    for (j, alt) in alternatives.iter().enumerate() {
+                        if j == 0 {
+                            out.push_str(&format!("{{% if spin({n}, {k}) == 0 %}}"));
+                        } else if j + 1 == n {
+                            out.push_str("{% else %}");
+                        } else {
+                            out.push_str(&format!("{{% elif spin({n}, {k}) == {j} %}}"));
+                        }
+                        out.push_str(alt);
+                    }
+                    out.push_str("{% endif %}");
+                    i += 1 + used;
+                } else {
+                    // Escaped: next to a generated tag, a bare `{` would open another.
+                    out.push_str("{{ '{' }}");
+                    i += 1;
+                }
+            }
+            b'|' | b'}' if inside => return (i, &text[i..]),
+            _ => {
+                let ch = rest.chars().next().map_or(1, char::len_utf8);
+                out.push_str(&rest[..ch]);
+                i += ch;
+            }
+        }
+    }
+    (i, &text[i..])
+}
+
+/// Reads the alternatives of a group after its `{`: the rewritten
+/// alternatives and the bytes used including the closing `}`; `None` when
+/// it is not a group.
+fn spin_group(text: &str, groups: &mut u64) -> Option<(Vec<String>, usize)> {
+    let mut alternatives = Vec::new();
+    let mut used = 0;
+    let saved = *groups;
+    loop {
+        let mut alt = String::new();
+        let (n, rest) = spin_segment(&text[used..], groups, &mut alt, true);
+        used += n;
+        alternatives.push(alt);
+        match rest.as_bytes().first() {
+            Some(b'|') => used += 1,
+            Some(b'}') if alternatives.len() > 1 => return Some((alternatives, used + 1)),
+            _ => {
+                *groups = saved;
+                return None;
+            }
+        }
+    }
 }
 
 /// Whether a string holds template syntax.
@@ -326,5 +525,46 @@ mod tests {
             .render(&text, &context!(now => Value::from_object(Now(z))))
             .unwrap();
         assert_eq!(out, "2026-03-02T09:05:00+01:00 1 09:05");
+    }
+
+    #[test]
+    fn spintax_rewrites_groups_and_leaves_the_rest() {
+        assert_eq!(spintax("no groups {here}"), "no groups {here}");
+        assert_eq!(
+            spintax("{{ a|upper }} {% if x %}|{% endif %}"),
+            "{{ a|upper }} {% if x %}|{% endif %}"
+        );
+        assert_eq!(spintax("unclosed {a|b"), "unclosed {a|b");
+        assert_eq!(
+            spintax("{ |{}"),
+            "{% if spin(2, 0) == 0 %} {% else %}{{ '{' }}{% endif %}"
+        );
+        assert_eq!(
+            spintax("{a|b}"),
+            "{% if spin(2, 0) == 0 %}a{% else %}b{% endif %}"
+        );
+        let nested = spintax("{x|{y|z}} {{ n }}");
+        assert!(
+            nested.contains("spin(2, 1)") && nested.ends_with(" {{ n }}"),
+            "{nested}"
+        );
+        let mut t = Templates::new();
+        let text = t.add("{Hi|Hello {{ name }}|Hey}!").unwrap();
+        for seed in 0..20u64 {
+            let out = t
+                .render(&text, &context!(name => "An", _seed => seed))
+                .unwrap();
+            assert!(
+                ["Hi!", "Hello An!", "Hey!"].contains(&out.as_str()),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn spintax_errors_point_into_the_text_as_written() {
+        let mut t = Templates::new();
+        let err = t.add("{a|b} {{ x ").unwrap_err();
+        assert_eq!(err.offset, Some(9), "{err:?}");
     }
 }

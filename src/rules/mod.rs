@@ -30,8 +30,10 @@ use crate::secret::Secret;
 
 pub use eval::{EvalInput, Evaluation, HttpResult, Verdict, chat_of};
 pub use expr::{Templates, Text};
-pub use plan::{ActionFailure, HttpCall, PlannedAction, RulePlan};
-pub use raw::ChatScope;
+pub use plan::{
+    ActionFailure, Allowances, HttpCall, MenuOption, Outgoing, PlannedAction, RulePlan,
+};
+pub use raw::{ChatScope, Fallback};
 pub use state::{Memory, MemoryState};
 
 /// What loading needs besides the files.
@@ -43,6 +45,20 @@ pub struct LoadOptions {
     pub vars: serde_json::Map<String, Value>,
     /// Environment for `${VAR}` in rule files.
     pub env: HashMap<String, String>,
+    /// The config's `hours:`, for `in_hours('NAME')`.
+    pub calendars: crate::config::Calendars,
+}
+
+impl LoadOptions {
+    /// The options a config gives, with the process environment.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        LoadOptions {
+            zone: config.timezone.clone(),
+            vars: config.vars.clone(),
+            env: std::env::vars().collect(),
+            calendars: config.hours.clone(),
+        }
+    }
 }
 
 /// A compiled, immutable set of rules.
@@ -58,6 +74,8 @@ pub struct RuleSet {
     prefilter: prefilter::Prefilter,
     /// Message rules without a text pattern: always candidates.
     textless: Vec<usize>,
+    /// Some rule reads `msg.choice`: only then are menus looked up.
+    uses_choice: bool,
 }
 
 /// One compiled rule.
@@ -128,6 +146,8 @@ pub struct MessageFilter {
     pub types: Vec<MessageType>,
     /// Allowed button/list ids.
     pub button_ids: Vec<String>,
+    /// Allowed choices (`msg.choice`).
+    pub choices: Vec<String>,
     /// Required state values (`null` = unset).
     pub state: BTreeMap<String, Value>,
 }
@@ -204,10 +224,8 @@ pub struct SendSpec {
     pub media: Option<Text>,
     /// File name.
     pub filename: Option<Text>,
-    /// Safety override.
-    pub allow_repeat: bool,
-    /// Safety override.
-    pub allow_cold: bool,
+    /// `allow_repeat`, `allow_cold`.
+    pub allow: Allowances,
 }
 
 /// `send_buttons` and `send_template`.
@@ -225,10 +243,10 @@ pub struct ButtonsSpec {
     pub footer: Option<Text>,
     /// Buttons.
     pub buttons: Vec<ButtonSpec>,
-    /// Safety override.
-    pub allow_repeat: bool,
-    /// Safety override.
-    pub allow_cold: bool,
+    /// What to send where interactive messages are dropped.
+    pub fallback: Fallback,
+    /// `allow_repeat`, `allow_cold`.
+    pub allow: Allowances,
 }
 
 /// One button: its kind, label and value (id, URL, phone or code).
@@ -270,10 +288,10 @@ pub struct ListSpec {
     pub button: Text,
     /// Sections: title and rows.
     pub sections: Vec<(Text, Vec<RowSpec>)>,
-    /// Safety override.
-    pub allow_repeat: bool,
-    /// Safety override.
-    pub allow_cold: bool,
+    /// What to send where interactive messages are dropped.
+    pub fallback: Fallback,
+    /// `allow_repeat`, `allow_cold`.
+    pub allow: Allowances,
 }
 
 /// One row of a list: id, title, description.

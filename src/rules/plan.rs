@@ -19,16 +19,7 @@ use crate::config::units::format_duration;
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum PlannedAction {
     /// A call of the remote API that sends a message.
-    Send {
-        /// The request.
-        request: ApiRequest,
-        /// The action said `allow_repeat: true`.
-        #[serde(default)]
-        allow_repeat: bool,
-        /// The action said `allow_cold: true`.
-        #[serde(default)]
-        allow_cold: bool,
-    },
+    Send(Outgoing),
     /// A call of another system.
     Http(HttpCall),
     /// Set per-chat state keys.
@@ -51,6 +42,60 @@ pub enum PlannedAction {
         /// The text.
         text: String,
     },
+}
+
+/// A message to send, with what the safety checks need to know of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// The request.
+    pub request: ApiRequest,
+    /// What the action allows past the protections.
+    #[serde(default)]
+    pub allow: Allowances,
+    /// An answer in the chat of the event (`reply:`, or buttons and lists
+    /// without `to`); quiet hours hold back only messages that are not.
+    #[serde(default)]
+    pub reply: bool,
+    /// `fallback: auto`: the text menu to send when the interactive message is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<ApiRequest>,
+    /// The choices a buttons or list message offers, remembered for `msg.choice`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub menu: Vec<MenuOption>,
+}
+
+impl Outgoing {
+    /// A message with no allowances, not a reply.
+    pub fn new(request: ApiRequest) -> Self {
+        Outgoing {
+            request,
+            allow: Allowances::default(),
+            reply: false,
+            fallback: None,
+            menu: Vec::new(),
+        }
+    }
+}
+
+/// What an action allows past the safety protections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allowances {
+    /// `allow_repeat: true`: the same text again within the repeat window.
+    #[serde(default)]
+    pub repeat: bool,
+    /// `allow_cold: true`: a number that never wrote.
+    #[serde(default)]
+    pub cold: bool,
+}
+
+/// One choice of a menu: the id a rule matches and the label a person sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuOption {
+    /// The button or row id.
+    pub id: String,
+    /// Its label.
+    pub label: String,
 }
 
 /// An `http` action, rendered.
@@ -85,7 +130,7 @@ impl PlannedAction {
     /// `{delay: "2s"}`, `{log: "…"}`.
     pub fn display(&self) -> Value {
         match self {
-            PlannedAction::Send { request, .. } => display_request(request),
+            PlannedAction::Send(out) => display_request(&out.request),
             PlannedAction::Http(call) => json!({ "http": call }),
             PlannedAction::Set { values } => json!({ "set": values }),
             PlannedAction::Clear { keys } => json!({ "clear": keys }),

@@ -204,6 +204,8 @@ pub struct RawMatch {
     pub types: Option<Sp<StringList>>,
     /// Ids of the chosen button or list row (`msg.button_id`).
     pub button_id: Option<Sp<StringList>>,
+    /// Ids of the chosen option, tapped or typed as its number or label (`msg.choice`).
+    pub choice: Option<Sp<StringList>>,
     /// Per-chat state that must hold these values (`null` = not set).
     pub state: Option<BTreeMap<String, Value>>,
     /// Status names (on: status): failed pending sent delivered read played.
@@ -373,6 +375,19 @@ impl JsonSchema for RawSend {
     }
 }
 
+/// What buttons and lists become on backends that drop interactive messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Always the interactive message.
+    #[default]
+    None,
+    /// Always a numbered text menu.
+    Text,
+    /// The interactive message; the text menu when the API refuses it.
+    Auto,
+}
+
 /// `send_buttons` and `send_template`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -387,6 +402,11 @@ pub struct RawButtons {
     pub footer: Option<Sp<String>>,
     /// The buttons, in order.
     pub buttons: Vec<Sp<RawButton>>,
+    /// `text`: send a numbered text menu instead; `auto`: that menu only when
+    /// the API refuses the interactive message. Replies by number or label
+    /// set `msg.choice` like a tap does.
+    #[serde(default)]
+    pub fallback: Fallback,
     /// Allow the same message to the same chat within the repeat window.
     #[serde(default)]
     pub allow_repeat: bool,
@@ -427,6 +447,10 @@ pub struct RawList {
     pub button: Sp<String>,
     /// Sections of rows.
     pub sections: Vec<RawSection>,
+    /// `text`: send a numbered text menu instead; `auto`: that menu only when
+    /// the API refuses the interactive message.
+    #[serde(default)]
+    pub fallback: Fallback,
     /// Allow the same message to the same chat within the repeat window.
     #[serde(default)]
     pub allow_repeat: bool,

@@ -9,12 +9,21 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use super::MenuOption;
+
 /// Read access to per-chat state and cooldown marks.
 pub trait Memory {
     /// The state of one chat.
     fn state(&self, instance: &str, chat: &str) -> BTreeMap<String, Value>;
     /// When `rule` last fired in `chat`.
     fn last_fired(&self, instance: &str, rule: &str, chat: &str) -> Option<jiff::Timestamp>;
+    /// The options of the last buttons or list message sent to `recipient`
+    /// (a number or group id), and when it was planned.
+    fn last_menu(
+        &self,
+        instance: &str,
+        recipient: &str,
+    ) -> Option<(Vec<MenuOption>, jiff::Timestamp)>;
 }
 
 /// State and cooldowns in memory.
@@ -22,6 +31,7 @@ pub trait Memory {
 pub struct MemoryState {
     state: HashMap<(String, String), BTreeMap<String, Value>>,
     fired: HashMap<(String, String, String), jiff::Timestamp>,
+    menus: HashMap<(String, String), (Vec<MenuOption>, jiff::Timestamp)>,
 }
 
 impl MemoryState {
@@ -45,6 +55,18 @@ impl MemoryState {
         }
     }
 
+    /// Records the menu last sent to `recipient`.
+    pub fn set_menu(
+        &mut self,
+        instance: &str,
+        recipient: &str,
+        menu: Vec<MenuOption>,
+        at: jiff::Timestamp,
+    ) {
+        self.menus
+            .insert((instance.to_owned(), recipient.to_owned()), (menu, at));
+    }
+
     /// Records that `rule` fired in `chat` at `at`.
     pub fn fired(&mut self, instance: &str, rule: &str, chat: &str, at: jiff::Timestamp) {
         self.fired
@@ -64,5 +86,15 @@ impl Memory for MemoryState {
         self.fired
             .get(&(instance.to_owned(), rule.to_owned(), chat.to_owned()))
             .copied()
+    }
+
+    fn last_menu(
+        &self,
+        instance: &str,
+        recipient: &str,
+    ) -> Option<(Vec<MenuOption>, jiff::Timestamp)> {
+        self.menus
+            .get(&(instance.to_owned(), recipient.to_owned()))
+            .cloned()
     }
 }

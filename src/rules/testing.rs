@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::raw::Sp;
 use super::state::MemoryState;
-use super::{EvalInput, LoadOptions, PlannedAction, RuleSet};
+use super::{EvalInput, LoadOptions, MenuOption, PlannedAction, RuleSet};
 use crate::config::diagnostic::from_yaml;
 use crate::config::{Config, Diagnostic, Diagnostics, Zone};
 use crate::event::{Event, EventKind, Fire, Hook, ReplyTarget, ShortMessage, normalize};
@@ -57,6 +57,9 @@ pub struct TestCase {
     /// Per-chat state before the event.
     #[serde(default)]
     pub state: BTreeMap<String, Value>,
+    /// The options of the menu last sent to the chat, for `msg.choice`.
+    #[serde(default)]
+    pub menu: Vec<MenuOption>,
     /// A message in short form.
     pub event: Option<ShortMessage>,
     /// A webhook payload file (relative to the test file).
@@ -141,6 +144,7 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
             .unwrap_or_default(),
         vars,
         env,
+        calendars: config.map(|c| c.hours.clone()).unwrap_or_default(),
     };
     let rules = RuleSet::load(&rules_path, &options)?;
     let default_now = file.now.as_deref().unwrap_or(DEFAULT_NOW);
@@ -175,6 +179,10 @@ fn run_case(
     for event in &events {
         if let Some(chat) = super::chat_of(event) {
             memory.set(TEST_INSTANCE, &chat, &case.state);
+        }
+        if let (false, EventKind::Message(m)) = (case.menu.is_empty(), &event.kind) {
+            let (ReplyTarget::Number(to) | ReplyTarget::Group(to)) = m.reply_target();
+            memory.set_menu(TEST_INSTANCE, &to, case.menu.clone(), now);
         }
         let input = EvalInput {
             now,

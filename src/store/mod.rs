@@ -21,7 +21,7 @@ pub use ops::*;
 use crate::config::StoreLocation;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Jobs committed together at most.
 const MAX_BATCH: usize = 512;
 
@@ -144,6 +144,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(&format!(
             "BEGIN;\n{}\nPRAGMA user_version = 1;\nCOMMIT;",
             include_str!("schema.sql")
+        ))?;
+    }
+    if version < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN;\n{}\nPRAGMA user_version = 2;\nCOMMIT;",
+            include_str!("v2.sql")
         ))?;
     }
     Ok(())

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::StoreError;
-use crate::rules::{Memory, PlannedAction};
+use crate::rules::{Memory, MenuOption, PlannedAction};
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
@@ -309,9 +309,9 @@ pub fn mark_sent(
     .execute(params![row.id, message_id, now, row.attempts])?;
     if let Some(id) = message_id {
         let (recipient, digest) = match &row.action {
-            PlannedAction::Send { request, .. } => (
-                crate::safety::recipient(request),
-                Some(crate::safety::digest(request)),
+            PlannedAction::Send(out) => (
+                crate::safety::recipient(&out.request),
+                Some(crate::safety::digest(&out.request)),
             ),
             _ => (None, None),
         };
@@ -820,4 +820,45 @@ impl Memory for StoreMemory<'_> {
             .ok()?;
         jiff::Timestamp::from_millisecond(ms).ok()
     }
+
+    fn last_menu(
+        &self,
+        instance: &str,
+        recipient: &str,
+    ) -> Option<(Vec<MenuOption>, jiff::Timestamp)> {
+        let (options, at): (String, i64) = self
+            .conn
+            .prepare_cached("SELECT options, at FROM menus WHERE instance = ?1 AND recipient = ?2")
+            .ok()?
+            .query_row(params![instance, recipient], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ok()?;
+        Some((
+            serde_json::from_str(&options).ok()?,
+            jiff::Timestamp::from_millisecond(at).ok()?,
+        ))
+    }
+}
+
+/// Remembers the options of the menu last planned for `recipient`.
+pub fn set_menu(
+    conn: &Connection,
+    instance: &str,
+    recipient: &str,
+    options: &[MenuOption],
+    now: i64,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "INSERT INTO menus (instance, recipient, options, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (instance, recipient) DO UPDATE SET options = excluded.options, at = excluded.at",
+    )?
+    .execute(params![instance, recipient, json, now])?;
+    Ok(())
+}
+
+/// A store time (Unix milliseconds) as readable UTC, for notes and logs.
+pub fn ms_text(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| ms.to_string())
 }
