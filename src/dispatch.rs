@@ -19,6 +19,7 @@ use crate::api::{ApiError, ApiReply, ErrorClass};
 use crate::daemon::Shared;
 use crate::pipeline::{kind, write_plan};
 use crate::rules::{EvalInput, HttpCall, HttpResult, PlannedAction};
+use crate::safety::{BanBreaker, BreakerState};
 use crate::store::{self, OutboxRow, StoreMemory};
 
 /// The longest the worker sleeps without looking at the outbox again.
@@ -28,35 +29,152 @@ const GAUGE_EVERY: Duration = Duration::from_secs(2);
 
 /// Store work left for the next job: a confirmed send is committed together
 /// with the claim of the next row, one commit per send.
-type Deferred = Box<dyn FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send>;
+type Deferred =
+    Box<dyn FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send + Sync>;
 
 /// Runs the worker until `cancel` fires; the send in flight is finished first.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
-    let mut deferred: Option<Deferred> = None;
-    let mut last_send: Option<Instant> = None;
-    let mut paused_until: Option<Instant> = None;
-    let mut gauges_at: Option<Instant> = None;
-    let http = reqwest::Client::new();
-    loop {
-        if cancel.is_cancelled() {
-            if let Some(work) = deferred.take()
-                && let Err(err) = shared.store.call(work).await
-            {
-                tracing::error!(error = %err, "cannot record a confirmed send");
+    let breaker = shared
+        .store
+        .call(|c| store::meta_get(c, BREAKER_KEY))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    let mut worker = Worker {
+        shared,
+        cancel,
+        deferred: None,
+        last_send: None,
+        relogin_until: None,
+        gauges_at: None,
+        breaker,
+        http: reqwest::Client::new(),
+    };
+    worker.run().await;
+}
+
+/// Where the ban-signal breaker's state is kept.
+const BREAKER_KEY: &str = "ban_breaker";
+
+/// The worker's memory between sends.
+struct Worker {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    /// Store work to commit with the next claim.
+    deferred: Option<Deferred>,
+    /// When the last send left, for the minimum interval.
+    last_send: Option<Instant>,
+    /// While the number must log in again: when to probe.
+    relogin_until: Option<Instant>,
+    gauges_at: Option<Instant>,
+    /// The ban-signal breaker: pause and slow start after rate-limit answers.
+    breaker: BreakerState,
+    http: reqwest::Client,
+}
+
+impl Worker {
+    async fn run(&mut self) {
+        loop {
+            if self.cancel.is_cancelled() {
+                if let Some(work) = self.deferred.take()
+                    && let Err(err) = self.shared.store.call(work).await
+                {
+                    tracing::error!(error = %err, "cannot record a confirmed send");
+                }
+                break;
             }
-            break;
+            if let Some(until) = self.relogin_until
+                && Instant::now() < until
+            {
+                self.wait(until - Instant::now()).await;
+                continue;
+            }
+            if self.breaker_holds().await {
+                self.wait(IDLE).await;
+                continue;
+            }
+            let claim = match self.claim().await {
+                Ok(Some(claim)) => claim,
+                Ok(None) => {
+                    let next = self.shared.store.call(store::next_due).await.ok().flatten();
+                    let now = self.shared.now().as_millisecond();
+                    let nap = next
+                        .map(|at| Duration::from_millis((at - now).max(0) as u64))
+                        .unwrap_or(IDLE)
+                        .min(IDLE);
+                    self.update_gauges().await;
+                    self.wait(nap).await;
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read the outbox");
+                    self.wait(IDLE).await;
+                    continue;
+                }
+            };
+            let row = &claim.row;
+            match &row.action {
+                PlannedAction::Send(_) => self.deferred = self.send(&claim).await,
+                PlannedAction::Http(call) => {
+                    perform_http(&self.shared, &self.http, row, call).await
+                }
+                other => {
+                    let id = row.id;
+                    let note = format!("not an outbox action: {}", kind(other));
+                    let _ = self
+                        .shared
+                        .store
+                        .call(move |c| {
+                            store::mark_final(c, id, "dead", Some(&note), false, store::now_ms())
+                        })
+                        .await;
+                }
+            }
         }
-        if let Some(until) = paused_until
-            && Instant::now() < until
-        {
-            wait(&shared, &cancel, until - Instant::now()).await;
-            continue;
+    }
+
+    /// Whether the ban-signal breaker still pauses sending. When its pause
+    /// has just ended, says so and lets the slow start begin.
+    async fn breaker_holds(&mut self) -> bool {
+        if self.breaker.until == 0 {
+            return false;
         }
-        let now = shared.now().as_millisecond();
-        let window = shared.loaded().config.pacing.per_chat.per.as_millis() as i64;
-        let done = deferred.take();
-        let safety = shared.loaded().config.safety.clone();
-        let claimed = shared
+        let now = self.shared.now().as_millisecond();
+        if self.breaker.is_open(now) {
+            metrics::gauge!(crate::metrics::SENDING_PAUSED).set(1.0);
+            metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(1.0);
+            return true;
+        }
+        tracing::info!(
+            slow_start = self.breaker.slow_left,
+            "sending resumed after the ban-signal pause, slowly at first"
+        );
+        self.breaker.until = 0;
+        metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
+        metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(0.0);
+        let json = serde_json::to_string(&self.breaker).unwrap_or_default();
+        let _ = self
+            .shared
+            .store
+            .call(move |c| {
+                store::meta_set(c, BREAKER_KEY, Some(&json))?;
+                store::meta_set(c, "sending_paused", None)
+            })
+            .await;
+        false
+    }
+
+    /// Commits the deferred work and claims the next due row, with the
+    /// verdict of the safety checks that need the store.
+    async fn claim(&mut self) -> Result<Option<store::Claim>, store::StoreError> {
+        let now = self.shared.now().as_millisecond();
+        let loaded = self.shared.loaded();
+        let window = loaded.config.pacing.per_chat.per.as_millis() as i64;
+        let safety = loaded.config.safety.clone();
+        let done = self.deferred.take();
+        self.shared
             .store
             .call(move |conn| {
                 if let Some(work) = done {
@@ -72,175 +190,181 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 }
                 Ok(Some(claim))
             })
-            .await;
-        let claim = match claimed {
-            Ok(Some(claim)) => claim,
-            Ok(None) => {
-                let next = shared.store.call(store::next_due).await.ok().flatten();
-                let nap = next
-                    .map(|at| {
-                        Duration::from_millis((at - shared.now().as_millisecond()).max(0) as u64)
-                    })
-                    .unwrap_or(IDLE)
-                    .min(IDLE);
-                update_gauges(&shared, &mut gauges_at).await;
-                wait(&shared, &cancel, nap).await;
-                continue;
+            .await
+    }
+
+    async fn wait(&self, nap: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(nap) => {}
+            _ = self.shared.wake_dispatcher.notified() => {}
+            _ = self.cancel.cancelled() => {}
+        }
+    }
+
+    /// Refreshes the outbox gauges, at most every [`GAUGE_EVERY`].
+    async fn update_gauges(&mut self) {
+        if self.gauges_at.is_some_and(|at| at.elapsed() < GAUGE_EVERY) {
+            return;
+        }
+        self.gauges_at = Some(Instant::now());
+        if let Ok((depth, dead)) = self.shared.store.call(store::outbox_counts).await {
+            metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(depth as f64);
+            metrics::gauge!(crate::metrics::DEAD_LETTERS).set(dead as f64);
+        }
+    }
+
+    /// Sends one claimed row. A confirmed send comes back as work for the next store job.
+    async fn send(&mut self, claim: &store::Claim) -> Option<Deferred> {
+        let shared = self.shared.clone();
+        let row = &claim.row;
+        let PlannedAction::Send(out) = &row.action else {
+            return None;
+        };
+        let request = &out.request;
+        let loaded = shared.loaded();
+        let config = &loaded.config;
+        let id = row.id;
+        let endpoint = request.endpoint();
+        if config.dry_run {
+            tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
+            finish(&shared, id, "dry_run", None).await;
+            return None;
+        }
+        let now = shared.now().as_millisecond();
+        // A paused chat (a person took over, the loop breaker) or a safety
+        // protection stops it: recorded as blocked, counted for no limit.
+        if let Some(reason) = claim.chat_pause.clone().or_else(|| claim.blocked.clone()) {
+            tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
+                .increment(1);
+            let _ = shared
+                .store
+                .call(move |c| store::mark_final(c, id, "blocked", Some(&reason), false, now))
+                .await;
+            return None;
+        }
+        // Quiet hours: a message that is not a reply waits, spending no attempt.
+        if let Some(until) = crate::safety::quiet_until(&config.safety, &row.rule, out, now) {
+            let label = config
+                .safety
+                .quiet_hours
+                .as_ref()
+                .map_or("", |q| q.label.as_str());
+            let note = format!(
+                "quiet hours ({label}): held until {}",
+                store::ms_text(until)
+            );
+            tracing::info!(rule = %row.rule, until = %store::ms_text(until), "quiet hours: held");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "held")
+                .increment(1);
+            let _ = shared
+                .store
+                .call(move |c| store::mark_retry(c, id, until, &note, false, now))
+                .await;
+            return None;
+        }
+        // Per-chat rate: at most N sends per window.
+        let rate = config.pacing.per_chat;
+        let recent = &claim.recent_sends;
+        if row.chat.is_some() && recent.len() >= rate.count as usize {
+            let window = rate.per.as_millis() as i64;
+            let next_at = recent[recent.len() - rate.count as usize] + window + 1;
+            let note = format!("per-chat rate {rate} reached; waiting");
+            let _ = shared
+                .store
+                .call(move |c| store::mark_retry(c, id, next_at, &note, false, now))
+                .await;
+            return None;
+        }
+        // The minimum interval (wider during a slow start), then a human-like typing delay.
+        let gap = self
+            .breaker
+            .gap(&config.safety.ban_breaker, config.pacing.min_interval);
+        if let Some(last) = self.last_send {
+            let since = last.elapsed();
+            if since < gap {
+                tokio::time::sleep(gap - since).await;
+            }
+        }
+        let typing = &config.pacing.typing_delay;
+        if typing.max > Duration::ZERO {
+            let ms = rand::rng().random_range(typing.min.as_millis()..=typing.max.as_millis());
+            tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+        }
+        let started = Instant::now();
+        let mut result = loaded.api.call(request).await;
+        // `fallback: auto`: a refused or unconfirmed interactive message is
+        // replaced by its text menu at once, spending no retry.
+        if let (Err(err), Some(text)) = (&result, &out.fallback)
+            && (err.class() == ErrorClass::Permanent
+                || matches!(err, ApiError::NotConfirmed { .. }))
+        {
+            tracing::warn!(rule = %row.rule, error = %err, "the interactive message was refused; sending the text menu instead");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "fallback")
+                .increment(1);
+            result = loaded.api.call(text).await;
+        }
+        self.last_send = Some(Instant::now());
+        metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(reply) => {
+                let message_id = match reply {
+                    ApiReply::Sent { message_id } => Some(message_id),
+                    _ => None,
+                };
+                tracing::info!(rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
+                metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "sent")
+                    .increment(1);
+                if self.relogin_until.take().is_some() {
+                    tracing::info!("sending resumed: the number is logged in again");
+                }
+                self.breaker.sent();
+                metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
+                let row = row.clone();
+                let at = shared.now().as_millisecond();
+                Some(Box::new(move |c: &rusqlite::Connection| {
+                    store::mark_sent(c, &row, message_id.as_deref(), at)?;
+                    store::meta_set(c, "sending_paused", None)
+                }))
             }
             Err(err) => {
-                tracing::error!(error = %err, "cannot read the outbox");
-                wait(&shared, &cancel, IDLE).await;
-                continue;
-            }
-        };
-        let row = &claim.row;
-        match &row.action {
-            PlannedAction::Send { .. } => {
-                deferred = perform_send(&shared, &claim, &mut last_send, &mut paused_until).await;
-            }
-            PlannedAction::Http(call) => perform_http(&shared, &http, row, call).await,
-            other => {
-                let id = row.id;
-                let note = format!("not an outbox action: {}", kind(other));
-                let _ = shared
-                    .store
-                    .call(move |c| {
-                        store::mark_final(c, id, "dead", Some(&note), false, store::now_ms())
-                    })
-                    .await;
+                if err.is_ban_signal() && config.safety.ban_breaker.enabled {
+                    self.trip(row, &err, &config.safety.ban_breaker).await;
+                } else {
+                    failed(&shared, row, &err, &mut self.relogin_until, &config.retry).await;
+                }
+                None
             }
         }
     }
-}
 
-async fn wait(shared: &Shared, cancel: &CancellationToken, nap: Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(nap) => {}
-        _ = shared.wake_dispatcher.notified() => {}
-        _ = cancel.cancelled() => {}
-    }
-}
-
-/// Refreshes the outbox gauges, at most every [`GAUGE_EVERY`].
-async fn update_gauges(shared: &Shared, last: &mut Option<Instant>) {
-    if last.is_some_and(|at| at.elapsed() < GAUGE_EVERY) {
-        return;
-    }
-    *last = Some(Instant::now());
-    if let Ok((depth, dead)) = shared.store.call(store::outbox_counts).await {
-        metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(depth as f64);
-        metrics::gauge!(crate::metrics::DEAD_LETTERS).set(dead as f64);
-    }
-}
-
-/// Sends one claimed row. A confirmed send comes back as work for the next store job.
-async fn perform_send(
-    shared: &Shared,
-    claim: &store::Claim,
-    last_send: &mut Option<Instant>,
-    paused_until: &mut Option<Instant>,
-) -> Option<Deferred> {
-    let row = &claim.row;
-    let PlannedAction::Send(out) = &row.action else {
-        return None;
-    };
-    let request = &out.request;
-    let loaded = shared.loaded();
-    let config = &loaded.config;
-    let id = row.id;
-    let endpoint = request.endpoint();
-    if config.dry_run {
-        tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
-        finish(shared, id, "dry_run", None).await;
-        return None;
-    }
-    let now = shared.now().as_millisecond();
-    // A paused chat (a person took over, the loop breaker) or a safety
-    // protection stops it: recorded as blocked, counted for no limit.
-    if let Some(reason) = claim.chat_pause.clone().or_else(|| claim.blocked.clone()) {
-        tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
-        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
-            .increment(1);
-        let _ = shared
-            .store
-            .call(move |c| store::mark_final(c, id, "blocked", Some(&reason), false, now))
-            .await;
-        return None;
-    }
-    // Quiet hours: a message that is not a reply waits, spending no attempt.
-    if let Some(until) = crate::safety::quiet_until(&config.safety, &row.rule, out, now) {
-        let label = config
-            .safety
-            .quiet_hours
-            .as_ref()
-            .map_or("", |q| q.label.as_str());
-        let note = format!(
-            "quiet hours ({label}): held until {}",
-            crate::store::ms_text(until)
+    /// A ban signal: pause all sending, longer each time, and keep the row for later.
+    async fn trip(&mut self, row: &OutboxRow, err: &ApiError, settings: &BanBreaker) {
+        let now = self.shared.now().as_millisecond();
+        let reason = err.to_string();
+        let pause = self.breaker.trip(settings, now, &reason);
+        let description = self.breaker.describe();
+        tracing::error!(
+            pause_s = pause.as_secs(),
+            signals = self.breaker.trips,
+            error = %reason,
+            "WhatsApp rate-limited or restricted this number: all sending paused (safety.ban_breaker)"
         );
-        tracing::info!(rule = %row.rule, until = %crate::store::ms_text(until), "quiet hours: held");
-        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "held")
-            .increment(1);
-        let _ = shared
+        metrics::counter!(crate::metrics::BAN_BREAKER_TRIPS).increment(1);
+        metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(1.0);
+        metrics::gauge!(crate::metrics::SENDING_PAUSED).set(1.0);
+        let json = serde_json::to_string(&self.breaker).unwrap_or_default();
+        let (id, until) = (row.id, self.breaker.until);
+        let _ = self
+            .shared
             .store
-            .call(move |c| store::mark_retry(c, id, until, &note, false, now))
+            .call(move |c| {
+                store::meta_set(c, BREAKER_KEY, Some(&json))?;
+                store::meta_set(c, "sending_paused", Some(&description))?;
+                store::mark_retry(c, id, until, &reason, false, now)
+            })
             .await;
-        return None;
-    }
-    // Per-chat rate: at most N sends per window.
-    let rate = config.pacing.per_chat;
-    let recent = &claim.recent_sends;
-    if row.chat.is_some() && recent.len() >= rate.count as usize {
-        let window = rate.per.as_millis() as i64;
-        let next_at = recent[recent.len() - rate.count as usize] + window + 1;
-        let note = format!("per-chat rate {rate} reached; waiting");
-        let _ = shared
-            .store
-            .call(move |c| store::mark_retry(c, id, next_at, &note, false, now))
-            .await;
-        return None;
-    }
-    // Instance-wide minimum interval, then a human-like typing delay.
-    if let Some(last) = *last_send {
-        let since = last.elapsed();
-        if since < config.pacing.min_interval {
-            tokio::time::sleep(config.pacing.min_interval - since).await;
-        }
-    }
-    let typing = &config.pacing.typing_delay;
-    if typing.max > Duration::ZERO {
-        let ms = rand::rng().random_range(typing.min.as_millis()..=typing.max.as_millis());
-        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
-    }
-    let started = Instant::now();
-    let result = loaded.api.call(request).await;
-    *last_send = Some(Instant::now());
-    metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
-        .record(started.elapsed().as_secs_f64());
-    match result {
-        Ok(reply) => {
-            let message_id = match reply {
-                ApiReply::Sent { message_id } => Some(message_id),
-                _ => None,
-            };
-            tracing::info!(rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "sent")
-                .increment(1);
-            if paused_until.take().is_some() {
-                tracing::info!("sending resumed: the number is logged in again");
-            }
-            metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
-            let row = row.clone();
-            let at = shared.now().as_millisecond();
-            Some(Box::new(move |c: &rusqlite::Connection| {
-                store::mark_sent(c, &row, message_id.as_deref(), at)?;
-                store::meta_set(c, "sending_paused", None)
-            }))
-        }
-        Err(err) => {
-            failed(shared, row, &err, paused_until, &loaded.config.retry).await;
-            None
-        }
     }
 }
 

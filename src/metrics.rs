@@ -28,6 +28,10 @@ pub const SENDING_PAUSED: &str = "waflow_sending_paused";
 pub const HUMAN_TAKEOVERS: &str = "waflow_human_takeovers_total";
 /// Chats muted by the loop breaker.
 pub const LOOPS_BROKEN: &str = "waflow_loops_broken_total";
+/// 1 while the ban-signal breaker pauses sending.
+pub const BAN_BREAKER_OPEN: &str = "waflow_ban_breaker_open";
+/// Rate-limit or restriction answers that paused sending.
+pub const BAN_BREAKER_TRIPS: &str = "waflow_ban_breaker_trips_total";
 /// The next fire time of each schedule rule (Unix seconds), by `rule`.
 pub const SCHEDULE_NEXT: &str = "waflow_schedule_next_fire_timestamp_seconds";
 
@@ -69,8 +73,17 @@ fn describe() {
     metrics::describe_counter!(RELOADS, "Config and rules reloads by outcome");
     metrics::describe_gauge!(
         SENDING_PAUSED,
-        "1 while sending is paused because the number must log in again"
+        "1 while sending is paused: the number must log in again, or WhatsApp limited it"
     );
+    metrics::describe_gauge!(
+        BAN_BREAKER_OPEN,
+        "1 while the ban-signal breaker pauses sending"
+    );
+    metrics::describe_counter!(
+        BAN_BREAKER_TRIPS,
+        "Rate-limit or restriction answers that paused all sending"
+    );
+    metrics::describe_counter!(LOOPS_BROKEN, "Chats muted because they answered like a bot");
     metrics::describe_counter!(
         HUMAN_TAKEOVERS,
         "Chats paused because a person wrote from the phone"

@@ -16,6 +16,9 @@
 //!   `cold_daily_cap` such numbers per day.
 //! - **Quiet hours**: messages that are not replies (schedules, hook sends,
 //!   messages to other numbers) wait for the next allowed time.
+//! - **Ban-signal breaker**: an answer of the API that means "rate-limited"
+//!   or "restricted" pauses all sending, longer each time it happens again,
+//!   and sending resumes slowly.
 //!
 //! A send a protection stops is recorded as `blocked` with the reason, and
 //! counts as sent for no limit. Outbox rows of waflow's own making (rule
@@ -55,6 +58,104 @@ pub struct Safety {
     pub loop_breaker: LoopBreaker,
     /// When messages that are not replies may leave; `None` turns it off.
     pub quiet_hours: Option<QuietHours>,
+    /// How sending reacts to rate-limit and restriction answers.
+    pub ban_breaker: BanBreaker,
+}
+
+/// The ban-signal circuit breaker's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BanBreaker {
+    /// Whether it is on; off, such answers are only retried with a longer back-off.
+    pub enabled: bool,
+    /// The first pause.
+    pub pause: Duration,
+    /// Each further signal doubles the pause, up to this. A signal after a
+    /// calm period this long starts again from `pause`.
+    pub max_pause: Duration,
+    /// After a pause, this many sends are spaced out more widely …
+    pub slow_start: u32,
+    /// … starting with this gap, halved after each send, down to the pacing's minimum interval.
+    pub slow_interval: Duration,
+}
+
+impl Default for BanBreaker {
+    fn default() -> Self {
+        BanBreaker {
+            enabled: true,
+            pause: Duration::from_secs(15 * 60),
+            max_pause: Duration::from_secs(6 * 3600),
+            slow_start: 5,
+            slow_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The breaker's state, kept in the store so a restart keeps the pause.
+/// Times are Unix milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BreakerState {
+    /// Sending is paused until then.
+    pub until: i64,
+    /// Signals in a row (each doubles the pause).
+    pub trips: u32,
+    /// When the last signal came.
+    pub last_trip: i64,
+    /// Sends left to space out after the pause.
+    pub slow_left: u32,
+    /// The API's answer that opened it.
+    pub reason: String,
+}
+
+impl BreakerState {
+    /// Opens the breaker for a signal at `now`; returns the pause.
+    pub fn trip(&mut self, settings: &BanBreaker, now: i64, reason: &str) -> Duration {
+        if now - self.last_trip > settings.max_pause.as_millis() as i64 {
+            self.trips = 0;
+        }
+        let factor = 2f64.powi(self.trips.min(30) as i32);
+        let pause = settings
+            .pause
+            .mul_f64(factor)
+            .min(settings.max_pause.max(settings.pause));
+        self.trips += 1;
+        self.last_trip = now;
+        self.until = now + pause.as_millis() as i64;
+        self.slow_left = settings.slow_start;
+        self.reason = reason.to_owned();
+        pause
+    }
+
+    /// Whether sending is paused at `now`.
+    pub fn is_open(&self, now: i64) -> bool {
+        now < self.until
+    }
+
+    /// The gap before the next send: wider during the slow start.
+    pub fn gap(&self, settings: &BanBreaker, min_interval: Duration) -> Duration {
+        if self.slow_left == 0 {
+            return min_interval;
+        }
+        let done = settings.slow_start.saturating_sub(self.slow_left);
+        let gap = settings
+            .slow_interval
+            .div_f64(2f64.powi(done.min(30) as i32));
+        gap.max(min_interval)
+    }
+
+    /// A send went out: one step further out of the slow start.
+    pub fn sent(&mut self) {
+        self.slow_left = self.slow_left.saturating_sub(1);
+    }
+
+    /// How `waflow status` and `/readyz` describe the open breaker.
+    pub fn describe(&self) -> String {
+        format!(
+            "WhatsApp limited this number ({}); sending paused until {} (signal {} in a row), then a slow start",
+            self.reason,
+            store::ms_text(self.until),
+            self.trips
+        )
+    }
 }
 
 /// Quiet hours: the times messages that are not replies may leave.
@@ -239,6 +340,7 @@ impl Default for Safety {
             cold_daily_cap: 20,
             loop_breaker: LoopBreaker::default(),
             quiet_hours: QuietHours::default_in(&Zone::default()),
+            ban_breaker: BanBreaker::default(),
         }
     }
 }
@@ -369,6 +471,32 @@ mod tests {
         for other in ["stop it", "please stop", "", "stopp"] {
             assert_eq!(s.opt_out.keyword(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn the_breaker_doubles_its_pause_and_starts_slowly() {
+        let s = BanBreaker::default();
+        let mut b = BreakerState::default();
+        let min = 60_000i64;
+        let t0 = 1_000_000_000_000i64;
+        assert_eq!(b.trip(&s, t0, "rate-overlimit").as_secs(), 15 * 60);
+        assert!(b.is_open(t0 + 14 * min) && !b.is_open(t0 + 15 * min));
+        assert_eq!(b.trip(&s, t0 + 16 * min, "463").as_secs(), 30 * 60);
+        assert_eq!(b.trip(&s, t0 + 50 * min, "463").as_secs(), 60 * 60);
+        for _ in 0..10 {
+            b.trip(&s, t0 + 60 * min, "463");
+        }
+        assert_eq!(b.trip(&s, t0 + 61 * min, "463").as_secs(), 6 * 3600);
+        // Calm for longer than max_pause: back to the first pause.
+        assert_eq!(b.trip(&s, t0 + 10 * 60 * min, "463").as_secs(), 15 * 60);
+        let gaps: Vec<u64> = (0..6)
+            .map(|_| {
+                let g = b.gap(&s, Duration::from_secs(1)).as_millis() as u64;
+                b.sent();
+                g
+            })
+            .collect();
+        assert_eq!(gaps, [30_000, 15_000, 7_500, 3_750, 1_875, 1_000]);
     }
 
     #[test]

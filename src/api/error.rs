@@ -120,6 +120,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Whether WhatsApp or the plan limits this number: rate-limited,
+    /// restricted, or the monthly quota used up. Sending more makes it worse
+    /// (or is useless) until it passes, so all sending should pause.
+    pub fn is_ban_signal(&self) -> bool {
+        self.class() == ErrorClass::RateLimited || matches!(self, ApiError::QuotaExceeded { .. })
+    }
+
     /// How the caller should react.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -168,6 +175,7 @@ pub(crate) fn classify_message(endpoint: &'static str, message: String) -> ApiEr
     if lower.contains("rate-overlimit")
         || lower.contains("rate limit")
         || lower.contains("too many")
+        || lower.contains("restricted")
         || has_code(&lower, "429")
         || has_code(&lower, "463")
         || has_code(&lower, "475")
@@ -220,6 +228,15 @@ mod tests {
         );
         assert_eq!(class("rate-overlimit"), ErrorClass::RateLimited);
         assert_eq!(class("error 463"), ErrorClass::RateLimited);
+        assert_eq!(
+            class("This account is restricted from messaging new contacts"),
+            ErrorClass::RateLimited
+        );
+        assert!(
+            classify_message("send", "exceeded the maximum limit".into()).is_ban_signal()
+                && classify_message("send", "rate-overlimit".into()).is_ban_signal()
+                && !classify_message("send", "Phone number is required".into()).is_ban_signal()
+        );
         assert_eq!(class("id 14630"), ErrorClass::Permanent);
         assert_eq!(
             class("Cannot connect to WhatsApp server. Please try again later"),

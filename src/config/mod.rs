@@ -228,6 +228,18 @@ mod raw {
         #[serde(default)]
         pub loop_breaker: LoopBreakerRaw,
         pub quiet_hours: Option<serde_saphyr::Spanned<String>>,
+        #[serde(default)]
+        pub ban_breaker: BanBreakerRaw,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BanBreakerRaw {
+        pub enabled: Option<bool>,
+        pub pause: Option<HumanDuration>,
+        pub max_pause: Option<HumanDuration>,
+        pub slow_start: Option<u32>,
+        pub slow_interval: Option<HumanDuration>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -459,6 +471,17 @@ impl Config {
                 cold_guard: raw.safety.cold_guard.unwrap_or(d.cold_guard),
                 cold_daily_cap: raw.safety.cold_daily_cap.unwrap_or(d.cold_daily_cap),
                 quiet_hours,
+                ban_breaker: {
+                    let b = &raw.safety.ban_breaker;
+                    let db = d.ban_breaker;
+                    crate::safety::BanBreaker {
+                        enabled: b.enabled.unwrap_or(db.enabled),
+                        pause: b.pause.map_or(db.pause, HumanDuration::get),
+                        max_pause: b.max_pause.map_or(db.max_pause, HumanDuration::get),
+                        slow_start: b.slow_start.unwrap_or(db.slow_start),
+                        slow_interval: b.slow_interval.map_or(db.slow_interval, HumanDuration::get),
+                    }
+                },
                 loop_breaker: {
                     let l = &raw.safety.loop_breaker;
                     let dl = d.loop_breaker;
