@@ -203,6 +203,10 @@ impl QuietHours {
                         format!("no calendar `{name}` in `hours:`"),
                         if names.is_empty() {
                             "define it under `hours:`, e.g. hours: { office: { open: [\"mon-fri 09:00-18:00\"] } }".into()
+                        } else if let Some(best) =
+                            crate::config::diagnostic::did_you_mean(name, &names)
+                        {
+                            format!("did you mean `{best}`?")
                         } else {
                             format!("calendars defined: {}", names.join(", "))
                         },

@@ -694,6 +694,41 @@ mod tests {
     }
 
     #[test]
+    fn calendars_and_quiet_hours() {
+        let c = parse(
+            "timezone: Asia/Ho_Chi_Minh\nhours:\n  office:\n    open: [\"mon-fri 08:00-17:00\"]\n    holidays: [2026-09-02]\n\
+             safety:\n  quiet_hours: outside office\n  ban_breaker: { pause: 1m, slow_start: 0 }\n",
+        )
+        .unwrap();
+        let office = &c.hours["office"];
+        assert_eq!(office.zone.name, "Asia/Ho_Chi_Minh");
+        let quiet = c.safety.quiet_hours.as_ref().unwrap();
+        assert_eq!(quiet.label, "outside office");
+        assert_eq!(&quiet.allowed, office);
+        assert_eq!(c.safety.ban_breaker.pause, Duration::from_secs(60));
+        assert_eq!(c.safety.ban_breaker.slow_start, 0);
+        let default = parse("").unwrap();
+        assert_eq!(default.safety.quiet_hours.unwrap().label, "21:00-08:00");
+        assert!(
+            parse("safety:\n  quiet_hours: off\n")
+                .unwrap()
+                .safety
+                .quiet_hours
+                .is_none()
+        );
+        insta::assert_snapshot!(first_error("hours:\n  office:\n    open: [\"weekdays 9-5\"]\n"), @"/etc/waflow/waflow.yaml:3:12: invalid opening hours `weekdays 9-5`: unknown day in `weekdays` (use mon, tue, wed, thu, fri, sat, sun or daily); write DAYS HH:MM-HH:MM, e.g. `mon-fri 09:00-18:00` or `sat 10:00-13:00,14:00-16:00`");
+        insta::assert_snapshot!(first_error("hours:\n  office:\n    holidays: [christmas]\n"), @"/etc/waflow/waflow.yaml:3:16: invalid holiday `christmas`: write a date as YYYY-MM-DD, e.g. 2026-12-25");
+        insta::assert_snapshot!(first_error("hours:\n  office: {}\nsafety:\n  quiet_hours: outside ofice\n"), @r"
+        /etc/waflow/waflow.yaml:4:16: safety.quiet_hours: no calendar `ofice` in `hours:`
+          hint: did you mean `office`?
+        ");
+        insta::assert_snapshot!(first_error("safety:\n  quiet_hours: nights\n"), @r"
+        /etc/waflow/waflow.yaml:2:16: safety.quiet_hours: `nights` is not a time range
+          hint: write HH:MM-HH:MM (quiet from-to, e.g. 21:00-08:00), `outside CALENDAR`, or off
+        ");
+    }
+
+    #[test]
     fn semantic_errors_are_all_reported() {
         let err = parse("api:\n  base_url: nope\nserver:\n  listen: nope\n").unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");

@@ -779,7 +779,7 @@ fn event_seed(event: &Event) -> u64 {
         EventKind::Status(s) => format!("{}/{}", s.id, s.code),
         EventKind::Presence(p) => format!("{}/{}", p.participant, p.state),
         EventKind::Schedule(f) => format!("{}/{}", f.rule, f.at),
-        EventKind::Hook(h) => format!("{}/{}", h.name, h.id),
+        EventKind::Hook(h) => format!("{}/{}/{}", h.name, h.id, h.body),
         _ => String::new(),
     };
     fnv(0, id.as_bytes())
