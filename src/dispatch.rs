@@ -259,7 +259,7 @@ impl Worker {
                 .increment(1);
             let _ = shared
                 .store
-                .call(move |c| store::mark_retry(c, id, until, &note, false, now))
+                .call(move |c| store::hold(c, id, until, &note, now))
                 .await;
             return None;
         }

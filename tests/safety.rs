@@ -199,6 +199,13 @@ const EVENING: &str = r#"rules:
     timezone: Europe/Berlin
     actions:
       - send_group: { group: "120363025246125486@g.us", text: "News of {{ now.date }}" }
+  - name: order
+    on: message
+    match: { text: '(?i)order' }
+    stop: true
+    actions:
+      - reply: "Thanks for your order!"
+      - send: { to: "84900000001", text: "New order from {{ msg.sender }}", allow_cold: true }
   - name: open
     on: message
     if: "in_hours('office')"
@@ -236,19 +243,31 @@ async fn default_quiet_hours_hold_a_scheduled_broadcast_until_eight() {
         "held until 08:00 CET: {}",
         d.log()
     );
-    // A customer writing at night still gets the (calendar-aware) answer.
-    post(&d, &message("Q1", "84933313000", "hello?")).await;
-    let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    // A customer writing at night is answered; the note to the owner (not a
+    // reply) waits, and does not hold up the next answer in that chat.
+    post(&d, &message("Q1", "84933313000", "I want to order")).await;
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    post(&d, &message("Q2", "84933313000", "hello?")).await;
+    let got = wait_for_sends(&api, "send", 2, Duration::from_secs(10)).await;
     assert_eq!(
-        got[0]["message"],
-        "We are closed; we answer on the next working day"
+        texts(&got),
+        [
+            "Thanks for your order!",
+            "We are closed; we answer on the next working day"
+        ],
+        "{}",
+        d.log()
     );
     assert!(sends(&api, "send_group").await.is_empty());
-    // After 08:00 the broadcast goes out, once.
+    // After 08:00 the broadcast and the note go out, once each.
     let got = wait_for_sends(&api, "send_group", 1, Duration::from_secs(20)).await;
+    let notes = wait_for_sends(&api, "send", 3, Duration::from_secs(5)).await;
     d.stop();
     assert_eq!(got.len(), 1, "{}", d.log());
     assert_eq!(got[0]["message"], "News of 2026-03-26");
+    assert_eq!(notes.len(), 3, "{}", d.log());
+    assert_eq!(notes[2]["message"], "New order from 84933313000");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -438,6 +438,23 @@ pub fn mark_retry(
     Ok(())
 }
 
+/// Holds a message that is not a reply (quiet hours) until `until`, without
+/// spending an attempt. It leaves its chat's order: replies planned after it
+/// in the same chat must not wait for the morning behind it.
+pub fn hold(
+    conn: &Connection,
+    id: i64,
+    until: i64,
+    note: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, chat = '', updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, until, note, now])?;
+    Ok(())
+}
+
 /// A final state: `dead` (dead letter), `dry_run`, `blocked`, `sent` (an http action).
 /// `attempted` counts the attempt that led here.
 pub fn mark_final(
