@@ -121,16 +121,17 @@ pub fn process_recorded(
     row: &InboxRow,
     event: Event,
 ) -> usize {
-    if conn.execute_batch("SAVEPOINT process").is_err() {
+    if store::control(conn, "SAVEPOINT process").is_err() {
         return 0;
     }
     match process_event(conn, config, rules, now, row, event) {
         Ok(planned) => {
-            let _ = conn.execute_batch("RELEASE process");
+            let _ = store::control(conn, "RELEASE process");
             planned
         }
         Err(err) => {
-            let _ = conn.execute_batch("ROLLBACK TO process; RELEASE process");
+            let _ = store::control(conn, "ROLLBACK TO process")
+                .and_then(|()| store::control(conn, "RELEASE process"));
             tracing::warn!(error = %err, "cannot process an event now; it stays queued");
             0
         }

@@ -282,18 +282,19 @@ pub fn loop_check(
     if !breaker.enabled {
         return Ok(None);
     }
-    let fast = store::last_sent_to(conn, instance, sender)?
-        .is_some_and(|at| now - at < breaker.faster_than.as_millis() as i64);
-    let streak = if fast {
-        store::streak(conn, instance, chat)? + 1
-    } else {
-        0
-    };
+    let since = now - breaker.faster_than.as_millis() as i64;
+    let fast = store::sent_to_since(conn, instance, sender, since)?;
+    if !fast {
+        // Most messages: no streak to keep, and no page to write.
+        store::clear_streak(conn, instance, chat)?;
+        return Ok(None);
+    }
+    let streak = store::streak(conn, instance, chat)? + 1;
     if streak < i64::from(breaker.replies) {
         store::set_streak(conn, instance, chat, streak)?;
         return Ok(None);
     }
-    store::set_streak(conn, instance, chat, 0)?;
+    store::clear_streak(conn, instance, chat)?;
     let until = now + breaker.mute.as_millis() as i64;
     store::pause_chat(
         conn,

@@ -6,6 +6,7 @@
 //! by one pass of the literal prefilter over the text (see [`super::prefilter`]),
 //! other triggers by kind or name.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -81,7 +82,7 @@ impl RuleSet {
                 plans: Vec::new(),
             };
         }
-        let base = base_context(event, &self.vars, choice_of(self, event, input));
+        let base = Base::new(self, event, input);
         let mut plans = Vec::new();
         for index in self.candidates(event) {
             let rule = &self.rules[index];
@@ -108,7 +109,7 @@ impl RuleSet {
         if let Some(reason) = ignore_reason(event, input) {
             return (Some(reason), Vec::new());
         }
-        let base = base_context(event, &self.vars, choice_of(self, event, input));
+        let base = Base::new(self, event, input);
         let mut out = Vec::new();
         let mut stopped_by: Option<String> = None;
         for (index, rule) in self.rules.iter().enumerate() {
@@ -144,7 +145,7 @@ impl RuleSet {
         http: &HttpResult,
     ) -> Option<RulePlan> {
         let rule = self.rules.get(rule_index)?;
-        let base = base_context(event, &self.vars, choice_of(self, event, input));
+        let base = Base::new(self, event, input);
         let captures = self.check(rule, event, input, &base).unwrap_or_default();
         Some(self.plan(
             rule_index,
@@ -200,7 +201,7 @@ impl RuleSet {
         rule: &Rule,
         event: &Event,
         input: &EvalInput,
-        base: &BTreeMap<String, JValue>,
+        base: &Base<'_>,
     ) -> Result<BTreeMap<JValue, JValue>, String> {
         let mut captures = BTreeMap::new();
         match (&rule.trigger, &event.kind) {
@@ -337,12 +338,12 @@ impl RuleSet {
         &self,
         rule: &Rule,
         input: &EvalInput,
-        base: &BTreeMap<String, JValue>,
+        base: &Base<'_>,
         captures: &BTreeMap<JValue, JValue>,
         state: &BTreeMap<String, Value>,
         http: Option<&HttpResult>,
     ) -> JValue {
-        let mut ctx = base.clone();
+        let mut ctx = base.get().clone();
         let now = input.now.to_zoned(rule.zone.tz.clone());
         ctx.insert("now".into(), JValue::from_object(Now(now)));
         ctx.insert(
@@ -350,7 +351,10 @@ impl RuleSet {
             minijinja::context!(name => rule.name.clone()),
         );
         ctx.insert("state".into(), to_value(state));
-        let seed = base.get(SEED).and_then(|v| u64::try_from(v.clone()).ok());
+        let seed = base
+            .get()
+            .get(SEED)
+            .and_then(|v| u64::try_from(v.clone()).ok());
         ctx.insert(
             SEED.into(),
             JValue::from(fnv(seed.unwrap_or(0), rule.name.as_bytes())),
@@ -371,7 +375,7 @@ impl RuleSet {
         index: usize,
         event: &Event,
         input: &EvalInput,
-        base: &BTreeMap<String, JValue>,
+        base: &Base<'_>,
         captures: BTreeMap<JValue, JValue>,
         from: usize,
         http: Option<&HttpResult>,
@@ -387,8 +391,10 @@ impl RuleSet {
             failed: None,
         };
         for (i, action) in rule.actions.iter().enumerate().skip(from) {
-            let ctx = self.rule_context(rule, input, base, &captures, &state, http);
-            match self.render(action, event, &ctx) {
+            let make = || self.rule_context(rule, input, base, &captures, &state, http);
+            let ctx = Ctx::new(&make);
+            let rendered = self.render(action, event, &ctx);
+            match rendered {
                 Ok(planned) => {
                     match &planned {
                         PlannedAction::Set { values } => {
@@ -417,11 +423,14 @@ impl RuleSet {
         plan
     }
 
-    fn text(&self, text: &Text, ctx: &JValue) -> Result<String, String> {
-        self.templates.render(text, ctx)
+    fn text(&self, text: &Text, ctx: &Ctx<'_>) -> Result<String, String> {
+        match text {
+            Text::Literal(s) => Ok(s.clone()),
+            template => self.templates.render(template, ctx.get()),
+        }
     }
 
-    fn opt(&self, text: &Option<Text>, ctx: &JValue) -> Result<Option<String>, String> {
+    fn opt(&self, text: &Option<Text>, ctx: &Ctx<'_>) -> Result<Option<String>, String> {
         text.as_ref().map(|t| self.text(t, ctx)).transpose()
     }
 
@@ -429,7 +438,7 @@ impl RuleSet {
         &self,
         action: &Action,
         event: &Event,
-        ctx: &JValue,
+        ctx: &Ctx<'_>,
     ) -> Result<PlannedAction, String> {
         Ok(match action {
             Action::Reply(spec) => {
@@ -493,7 +502,7 @@ impl RuleSet {
         })
     }
 
-    fn content(&self, spec: &SendSpec, ctx: &JValue) -> Result<Content, String> {
+    fn content(&self, spec: &SendSpec, ctx: &Ctx<'_>) -> Result<Content, String> {
         let text = self.opt(&spec.text, ctx)?;
         match self.opt(&spec.media, ctx)? {
             Some(media_url) => {
@@ -518,7 +527,7 @@ impl RuleSet {
         }
     }
 
-    fn recipient(&self, to: &Option<Text>, event: &Event, ctx: &JValue) -> Result<String, String> {
+    fn recipient(&self, to: &Option<Text>, event: &Event, ctx: &Ctx<'_>) -> Result<String, String> {
         match self.opt(to, ctx)? {
             Some(to) if to.trim().ends_with("@g.us") => {
                 normalize_group(&to).map_err(|e| e.to_string())
@@ -535,7 +544,7 @@ impl RuleSet {
         &self,
         spec: &ButtonsSpec,
         event: &Event,
-        ctx: &JValue,
+        ctx: &Ctx<'_>,
     ) -> Result<PlannedAction, String> {
         let mut buttons = Vec::new();
         let mut lines = Vec::new();
@@ -586,7 +595,7 @@ impl RuleSet {
         ))
     }
 
-    fn list(&self, spec: &ListSpec, event: &Event, ctx: &JValue) -> Result<PlannedAction, String> {
+    fn list(&self, spec: &ListSpec, event: &Event, ctx: &Ctx<'_>) -> Result<PlannedAction, String> {
         let mut sections = Vec::new();
         let mut lines = Vec::new();
         for (title, rows) in &spec.sections {
@@ -629,7 +638,7 @@ impl RuleSet {
         ))
     }
 
-    fn json(&self, template: &JsonTemplate, ctx: &JValue) -> Result<Value, String> {
+    fn json(&self, template: &JsonTemplate, ctx: &Ctx<'_>) -> Result<Value, String> {
         Ok(match template {
             JsonTemplate::Literal(v) => v.clone(),
             JsonTemplate::Text(t) => Value::String(self.text(t, ctx)?),
@@ -874,6 +883,55 @@ fn scalar_text(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// The event's part of the template context, built on first use: a rule
+/// whose texts are all literal never pays for it.
+struct Base<'a> {
+    cell: OnceCell<BTreeMap<String, JValue>>,
+    rules: &'a RuleSet,
+    event: &'a Event,
+    input: &'a EvalInput<'a>,
+}
+
+impl<'a> Base<'a> {
+    fn new(rules: &'a RuleSet, event: &'a Event, input: &'a EvalInput<'a>) -> Self {
+        Base {
+            cell: OnceCell::new(),
+            rules,
+            event,
+            input,
+        }
+    }
+
+    fn get(&self) -> &BTreeMap<String, JValue> {
+        self.cell.get_or_init(|| {
+            base_context(
+                self.event,
+                &self.rules.vars,
+                choice_of(self.rules, self.event, self.input),
+            )
+        })
+    }
+}
+
+/// One action's whole template context, built on first use.
+struct Ctx<'a> {
+    cell: OnceCell<JValue>,
+    make: &'a dyn Fn() -> JValue,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(make: &'a dyn Fn() -> JValue) -> Self {
+        Ctx {
+            cell: OnceCell::new(),
+            make,
+        }
+    }
+
+    fn get(&self) -> &JValue {
+        self.cell.get_or_init(self.make)
     }
 }
 

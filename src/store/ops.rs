@@ -606,15 +606,24 @@ pub fn pause_of(
         .optional()?)
 }
 
-/// When we last sent to `recipient`, if ever.
-pub fn last_sent_to(
+/// Whether we sent anything to `recipient` after `since`.
+///
+/// Queries on `sent` avoid `MAX(sent_at)` and `ORDER BY sent_at`: with
+/// those, SQLite re-prepares the statement on every run (its plan depends
+/// on the bound values), which cost more than the query itself.
+pub fn sent_to_since(
     conn: &Connection,
     instance: &str,
     recipient: &str,
-) -> Result<Option<i64>, StoreError> {
+    since: i64,
+) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT MAX(sent_at) FROM sent WHERE instance = ?1 AND recipient = ?2")?
-        .query_row(params![instance, recipient], |r| r.get(0))?)
+        .prepare_cached(
+            "SELECT 1 FROM sent WHERE instance = ?1 AND recipient = ?2 AND sent_at > ?3 LIMIT 1",
+        )?
+        .query_row(params![instance, recipient, since], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Sets a chat's fast-answer streak; returns the new value.
@@ -630,6 +639,13 @@ pub fn set_streak(
     )?
     .execute(params![instance, chat, streak])?;
     Ok(streak)
+}
+
+/// Ends a chat's fast-answer streak (a no-op, writing nothing, when it has none).
+pub fn clear_streak(conn: &Connection, instance: &str, chat: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM loop_streaks WHERE instance = ?1 AND chat = ?2")?
+        .execute(params![instance, chat])?;
+    Ok(())
 }
 
 /// A chat's fast-answer streak.
@@ -657,11 +673,14 @@ pub fn sends_to_chat_since(
     chat: &str,
     since: i64,
 ) -> Result<Vec<i64>, StoreError> {
+    // Sorted here: see `sent_to_since` for why not in SQL.
     let mut stmt = conn.prepare_cached(
-        "SELECT sent_at FROM sent WHERE instance = ?1 AND chat = ?2 AND sent_at > ?3 ORDER BY sent_at",
+        "SELECT sent_at FROM sent WHERE instance = ?1 AND chat = ?2 AND sent_at > ?3",
     )?;
     let rows = stmt.query_map(params![instance, chat, since], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut times: Vec<i64> = rows.collect::<Result<_, _>>()?;
+    times.sort_unstable();
+    Ok(times)
 }
 
 /// Learns a contact's phone number and name.
