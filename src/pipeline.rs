@@ -36,6 +36,12 @@ pub async fn record_and_process(
     let (outcomes, planned) = shared
         .store
         .call(move |conn| {
+            // Processed right here: recorded as done, so the index of waiting
+            // events is not touched (`process_recorded` puts a failure back to new).
+            let mut records = records;
+            for r in records.iter_mut().filter(|r| r.status == "new") {
+                r.status = "done";
+            }
             let ids = store::record_events(conn, &records, now.as_millisecond())?;
             also(conn)?;
             let mut outcomes = Vec::with_capacity(ids.len());
@@ -110,9 +116,9 @@ fn process_one(
     }
 }
 
-/// Processes an event just recorded, in the same transaction as its record.
-/// Should processing fail, only its own work is undone: the event stays
-/// `new` and the processor takes it up again.
+/// Processes an event just recorded (as `done`), in the same transaction as
+/// its record. Should processing fail, only its own work is undone: the
+/// event is put back to `new` and the processor takes it up again.
 pub fn process_recorded(
     conn: &Connection,
     config: &Config,
@@ -122,6 +128,7 @@ pub fn process_recorded(
     event: Event,
 ) -> usize {
     if store::control(conn, "SAVEPOINT process").is_err() {
+        let _ = store::finish_inbox(conn, row.id, "new", None);
         return 0;
     }
     match process_event(conn, config, rules, now, row, event) {
@@ -132,6 +139,7 @@ pub fn process_recorded(
         Err(err) => {
             let _ = store::control(conn, "ROLLBACK TO process")
                 .and_then(|()| store::control(conn, "RELEASE process"));
+            let _ = store::finish_inbox(conn, row.id, "new", None);
             tracing::warn!(error = %err, "cannot process an event now; it stays queued");
             0
         }

@@ -232,8 +232,8 @@ fn decode(rows: Vec<(OutboxRow, String)>) -> Result<Vec<OutboxRow>, StoreError> 
 /// `attempts` of the returned row counts the attempt about to be made.
 pub fn claim_next(conn: &Connection, now: i64) -> Result<Option<OutboxRow>, StoreError> {
     let sql = format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_queue
-         WHERE o.state = 'pending' AND o.next_at <= ?1
+        "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_open
+         WHERE o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.next_at <= ?1
            AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat = o.chat
                            AND p.id < o.id AND p.state IN ('pending', 'inflight') AND p.chat <> '')
          ORDER BY o.id LIMIT 1"
@@ -292,7 +292,9 @@ pub fn claim_with_context(
 /// When the next pending row is due, if any.
 pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT MIN(next_at) FROM outbox WHERE state = 'pending'")?
+        .prepare_cached(
+            "SELECT MIN(next_at) FROM outbox INDEXED BY outbox_open WHERE state IN ('pending', 'inflight') AND state = 'pending'",
+        )?
         .query_row([], |r| r.get::<_, Option<i64>>(0))?)
 }
 
