@@ -216,3 +216,96 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn temp_db(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("waflow-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("waflow.db")
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_and_keeps_its_rows() {
+        let path = temp_db("migrate");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "BEGIN;\n{}\nPRAGMA user_version = 1;\nCOMMIT;",
+                include_str!("schema.sql")
+            ))
+            .unwrap();
+            conn.execute(
+                "INSERT INTO outbox (instance, idem_key, rule, action_index, chat, action, state, next_at, created_at, updated_at)
+                 VALUES ('I1', 'k/r/0', 'r', 0, 'c', '{}', 'pending', 0, 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let conn = open_connection(&StoreLocation::File(path.clone())).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let pending: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(pending, 1);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["outbox_dead", "outbox_open", "outbox_open_chat"]);
+        conn.execute(
+            "INSERT INTO menus (instance, recipient, options, at) VALUES ('I1', '1', '[]', 0)",
+            [],
+        )
+        .unwrap();
+        // Opening again changes nothing.
+        drop(conn);
+        assert!(open_connection(&StoreLocation::File(path)).is_ok());
+    }
+
+    #[test]
+    fn a_store_from_a_newer_waflow_is_refused() {
+        let path = temp_db("newer");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99;")
+            .unwrap();
+        let err = open_connection(&StoreLocation::File(path)).unwrap_err();
+        assert!(err.to_string().contains("newer than this waflow"), "{err}");
+    }
+
+    #[test]
+    fn the_claim_uses_the_partial_indexes() {
+        let conn = open_connection(&StoreLocation::Memory).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM outbox o INDEXED BY outbox_open
+                 WHERE o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.next_at <= 1
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat = o.chat
+                                   AND p.id < o.id AND p.state IN ('pending', 'inflight') AND p.chat <> '')
+                 ORDER BY o.id LIMIT 1",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("outbox_open_chat"), "{plan}");
+    }
+}
