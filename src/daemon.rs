@@ -310,7 +310,10 @@ async fn reloader(
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
         };
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-        reload(&shared, &path, force_dry_run, cause);
+        // Compiling a large rule set takes a while: not on the thread that serves webhooks.
+        let (shared, path) = (shared.clone(), path.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || reload(&shared, &path, force_dry_run, cause)).await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     }
 }

@@ -22,7 +22,11 @@ fn main() -> ExitCode {
         LogFormat::Pretty => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One async thread: with the store's writer thread that makes two, the
+    // cores of a small server. Measured against the multi-threaded runtime
+    // it saves about a sixth of the CPU per event (docs/performance.md).
+    // Slow work (compiling rules on reload) goes to blocking threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
