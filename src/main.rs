@@ -23,9 +23,9 @@ fn main() -> ExitCode {
         LogFormat::Json => builder.json().init(),
     }
     // One async thread: with the store's writer thread that makes two, the
-    // cores of a small server. Measured against the multi-threaded runtime
-    // it saves about a sixth of the CPU per event (docs/performance.md).
-    // Slow work (compiling rules on reload) goes to blocking threads.
+    // cores of a small server, and fewer hand-offs between threads (less CPU
+    // per event in the load test, docs/performance.md). Slow work (compiling
+    // rules on reload) goes to blocking threads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
