@@ -222,12 +222,32 @@ const OFFICE: &str = "timezone: Europe/Berlin\n\
     hours:\n  office:\n    open: [\"mon-fri 09:00-18:00\"]\n    holidays: [2026-03-27]\n";
 
 /// A daemon on the test clock with the evening rules.
-async fn evening(api: &MockServer, cron: &str, extra: &str, start: &str, rate: &str) -> Daemon {
-    let dir = tempfile::tempdir().unwrap().keep();
+async fn evening(
+    api: &MockServer,
+    cron: &str,
+    extra: &str,
+    start: &str,
+    rate: &str,
+) -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    write_config(&dir, &api.uri(), port, extra);
-    std::fs::write(dir.join("rules/rules.yaml"), EVENING.replace("CRON", cron)).unwrap();
-    run_clock(&dir, port, start, rate).await
+    write_config(dir.path(), &api.uri(), port, extra);
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        EVENING.replace("CRON", cron),
+    )
+    .unwrap();
+    (run_clock(dir.path(), port, start, rate).await, dir)
+}
+
+/// Waits until the daemon held the broadcast, and checks until when (UTC).
+async fn assert_held_until(d: &Daemon, utc: &str) {
+    wait_for_log(d, "quiet hours: held").await;
+    let log = d.log();
+    assert!(
+        log.contains(&format!("{utc} UTC")),
+        "not held until {utc}: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -236,13 +256,9 @@ async fn default_quiet_hours_hold_a_scheduled_broadcast_until_eight() {
     // The default quiet hours (21:00-08:00 in the config's zone) stay on.
     let extra = format!("{OFFICE}# quiet_hours: the default\n");
     // Thursday 21:29 CET; the broadcast is due at 21:30; one hour passes per second.
-    let mut d = evening(&api, "30 21 * * *", &extra, "2026-03-26T20:29:00Z", "3600").await;
-    wait_for_log(&d, "quiet hours: held").await;
-    assert!(
-        d.log().contains("2026-03-27 07:00:00 UTC"),
-        "held until 08:00 CET: {}",
-        d.log()
-    );
+    let (mut d, _dir) = evening(&api, "30 21 * * *", &extra, "2026-03-26T20:29:00Z", "3600").await;
+    // 08:00 CET.
+    assert_held_until(&d, "2026-03-27 07:00:00").await;
     // A customer writing at night is answered; the note to the owner (not a
     // reply) waits, and does not hold up the next answer in that chat.
     post(&d, &message("Q1", "84933313000", "I want to order")).await;
@@ -276,11 +292,9 @@ async fn quiet_outside_a_calendar_skips_holidays_weekends_and_dst() {
     let extra = format!("{OFFICE}safety:\n  quiet_hours: outside office\n");
     // Thursday 18:59 CET: the 19:00 broadcast is outside office hours; Friday
     // is a holiday, then the weekend, and the clocks go forward on Sunday.
-    let mut d = evening(&api, "0 19 * * *", &extra, "2026-03-26T17:59:00Z", "40000").await;
-    wait_for_log(&d, "quiet hours: held").await;
-    let log = d.log();
-    // Monday 09:00 CEST is 07:00 UTC.
-    assert!(log.contains("2026-03-30 07:00:00 UTC"), "{log}");
+    let (mut d, _dir) = evening(&api, "0 19 * * *", &extra, "2026-03-26T17:59:00Z", "40000").await;
+    // Monday 09:00 CEST.
+    assert_held_until(&d, "2026-03-30 07:00:00").await;
     let got = wait_for_sends(&api, "send_group", 1, Duration::from_secs(30)).await;
     d.stop();
     assert!(!got.is_empty(), "{}", d.log());
