@@ -152,18 +152,26 @@ impl Worker {
             "sending resumed after the ban-signal pause, slowly at first"
         );
         self.breaker.until = 0;
-        metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
-        metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(0.0);
-        let json = serde_json::to_string(&self.breaker).unwrap_or_default();
-        let _ = self
-            .shared
-            .store
-            .call(move |c| {
-                store::meta_set(c, BREAKER_KEY, Some(&json))?;
-                store::meta_set(c, "sending_paused", None)
-            })
-            .await;
+        let save = self.breaker_saved();
+        let _ = self.shared.store.call(save).await;
         false
+    }
+
+    /// Shows the breaker's state in the gauges, and returns the store work
+    /// that keeps it (for restarts) and shows it in `waflow status` and `/readyz`.
+    fn breaker_saved(
+        &self,
+    ) -> impl FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send + 'static {
+        let open = self.breaker.until != 0;
+        let flag = if open { 1.0 } else { 0.0 };
+        metrics::gauge!(crate::metrics::SENDING_PAUSED).set(flag);
+        metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(flag);
+        let json = serde_json::to_string(&self.breaker).unwrap_or_default();
+        let paused = open.then(|| self.breaker.describe());
+        move |c| {
+            store::meta_set(c, BREAKER_KEY, Some(&json))?;
+            store::meta_set(c, "sending_paused", paused.as_deref())
+        }
     }
 
     /// Commits the deferred work and claims the next due row, with the
@@ -172,7 +180,6 @@ impl Worker {
         let now = self.shared.now().as_millisecond();
         let loaded = self.shared.loaded();
         let window = loaded.config.pacing.per_chat.per.as_millis() as i64;
-        let safety = loaded.config.safety.clone();
         let done = self.deferred.take();
         self.shared
             .store
@@ -185,8 +192,9 @@ impl Worker {
                 };
                 if let PlannedAction::Send(out) = &claim.row.action {
                     let row = &claim.row;
+                    let safety = &loaded.config.safety;
                     claim.blocked =
-                        crate::safety::blocked(conn, &safety, &row.instance, &row.rule, out, now)?;
+                        crate::safety::blocked(conn, safety, &row.instance, &row.rule, out, now)?;
                 }
                 Ok(Some(claim))
             })
@@ -344,7 +352,6 @@ impl Worker {
         let now = self.shared.now().as_millisecond();
         let reason = err.to_string();
         let pause = self.breaker.trip(settings, now, &reason);
-        let description = self.breaker.describe();
         tracing::error!(
             pause_s = pause.as_secs(),
             signals = self.breaker.trips,
@@ -352,16 +359,13 @@ impl Worker {
             "WhatsApp rate-limited or restricted this number: all sending paused (safety.ban_breaker)"
         );
         metrics::counter!(crate::metrics::BAN_BREAKER_TRIPS).increment(1);
-        metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(1.0);
-        metrics::gauge!(crate::metrics::SENDING_PAUSED).set(1.0);
-        let json = serde_json::to_string(&self.breaker).unwrap_or_default();
+        let save = self.breaker_saved();
         let (id, until) = (row.id, self.breaker.until);
         let _ = self
             .shared
             .store
             .call(move |c| {
-                store::meta_set(c, BREAKER_KEY, Some(&json))?;
-                store::meta_set(c, "sending_paused", Some(&description))?;
+                save(c)?;
                 store::mark_retry(c, id, until, &reason, false, now)
             })
             .await;

@@ -238,7 +238,7 @@ impl RuleSet {
                     ));
                 }
                 if !f.choices.is_empty() {
-                    let choice = choice_of(self, event, input);
+                    let choice = base.choice();
                     if !choice.as_ref().is_some_and(|c| f.choices.contains(c)) {
                         return Err(format!(
                             "choice {} is not in match.choice",
@@ -586,7 +586,8 @@ impl RuleSet {
         };
         let number = self.recipient(&spec.to, event, ctx)?;
         Ok(interactive(
-            ApiRequest::SendTemplate { number, message },
+            number,
+            message,
             menu,
             lines,
             spec.fallback,
@@ -629,7 +630,8 @@ impl RuleSet {
         });
         let number = self.recipient(&spec.to, event, ctx)?;
         Ok(interactive(
-            ApiRequest::SendTemplate { number, message },
+            number,
+            message,
             menu,
             lines,
             spec.fallback,
@@ -700,21 +702,19 @@ fn menu_text(title: Option<&str>, text: &str, footer: Option<&str>, lines: &[Men
 
 /// A buttons or list message as its `fallback:` wants it sent.
 fn interactive(
-    request: ApiRequest,
+    number: String,
+    message: TemplateMessage,
     menu: String,
     lines: Vec<MenuLine>,
     fallback: Fallback,
     allow: Allowances,
     reply: bool,
 ) -> PlannedAction {
-    let number = match &request {
-        ApiRequest::SendTemplate { number, .. } => number.clone(),
-        _ => String::new(),
-    };
     let text = ApiRequest::Send {
-        number,
+        number: number.clone(),
         content: Content::Text { text: menu },
     };
+    let request = ApiRequest::SendTemplate { number, message };
     let (request, fallback) = match fallback {
         Fallback::None => (request, None),
         Fallback::Text => (text, None),
@@ -890,6 +890,8 @@ fn scalar_text(v: &Value) -> Option<String> {
 /// whose texts are all literal never pays for it.
 struct Base<'a> {
     cell: OnceCell<BTreeMap<String, JValue>>,
+    /// `msg.choice`: a store lookup, made once per event however many rules ask.
+    choice: OnceCell<Option<String>>,
     rules: &'a RuleSet,
     event: &'a Event,
     input: &'a EvalInput<'a>,
@@ -899,6 +901,7 @@ impl<'a> Base<'a> {
     fn new(rules: &'a RuleSet, event: &'a Event, input: &'a EvalInput<'a>) -> Self {
         Base {
             cell: OnceCell::new(),
+            choice: OnceCell::new(),
             rules,
             event,
             input,
@@ -906,13 +909,13 @@ impl<'a> Base<'a> {
     }
 
     fn get(&self) -> &BTreeMap<String, JValue> {
-        self.cell.get_or_init(|| {
-            base_context(
-                self.event,
-                &self.rules.vars,
-                choice_of(self.rules, self.event, self.input),
-            )
-        })
+        self.cell
+            .get_or_init(|| base_context(self.event, &self.rules.vars, self.choice().clone()))
+    }
+
+    fn choice(&self) -> &Option<String> {
+        self.choice
+            .get_or_init(|| choice_of(self.rules, self.event, self.input))
     }
 }
 
