@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
@@ -27,12 +28,12 @@ const IDLE: Duration = Duration::from_secs(1);
 /// How often the outbox gauges are refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(2);
 
-/// Store work left for the next job: a confirmed send is committed together
-/// with the claim of the next row, one commit per send.
+/// Store work left for the next job: a confirmed send is recorded together
+/// with the claim of the next rows.
 type Deferred =
     Box<dyn FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send + Sync>;
 
-/// Runs the worker until `cancel` fires; the send in flight is finished first.
+/// Runs the worker until `cancel` fires; the sends in flight are finished first.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let breaker = shared
         .store
@@ -45,7 +46,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut worker = Worker {
         shared,
         cancel,
-        deferred: None,
+        deferred: Vec::new(),
         last_send: None,
         relogin_until: None,
         gauges_at: None,
@@ -58,12 +59,17 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
 /// Where the ban-signal breaker's state is kept.
 const BREAKER_KEY: &str = "ban_breaker";
 
+/// How many sends, to different chats, leave together when nothing paces
+/// them (`min_interval: 0s`, no typing delay, no slow start). Their
+/// confirmations share one commit.
+const BATCH: usize = 16;
+
 /// The worker's memory between sends.
 struct Worker {
     shared: Arc<Shared>,
     cancel: CancellationToken,
     /// Store work to commit with the next claim.
-    deferred: Option<Deferred>,
+    deferred: Vec<Deferred>,
     /// When the last send left, for the minimum interval.
     last_send: Option<Instant>,
     /// While the number must log in again: when to probe.
@@ -74,14 +80,30 @@ struct Worker {
     http: reqwest::Client,
 }
 
+/// What became of one claimed row.
+enum Outcome {
+    /// Nothing left to do: settled in the store already, or not sent by design.
+    Done,
+    /// The API confirmed the send.
+    Sent { message_id: Option<String> },
+    /// The API call failed.
+    Failed(ApiError),
+}
+
 impl Worker {
     async fn run(&mut self) {
         loop {
             if self.cancel.is_cancelled() {
-                if let Some(work) = self.deferred.take()
-                    && let Err(err) = self.shared.store.call(work).await
-                {
-                    tracing::error!(error = %err, "cannot record a confirmed send");
+                if !self.deferred.is_empty() {
+                    let work = std::mem::take(&mut self.deferred);
+                    let done = self
+                        .shared
+                        .store
+                        .call(move |c| work.into_iter().try_for_each(|w| w(c)))
+                        .await;
+                    if let Err(err) = done {
+                        tracing::error!(error = %err, "cannot record a confirmed send");
+                    }
                 }
                 break;
             }
@@ -95,10 +117,16 @@ impl Worker {
                 self.wait(IDLE).await;
                 continue;
             }
-            let claim = match self.claim().await {
-                Ok(Some(claim)) => claim,
-                Ok(None) => {
-                    let next = self.shared.store.call(store::next_due).await.ok().flatten();
+            let claims = match self.claim().await {
+                Ok(claims) if !claims.is_empty() => claims,
+                Ok(_) => {
+                    let next = self
+                        .shared
+                        .store
+                        .call_lazy(store::next_due)
+                        .await
+                        .ok()
+                        .flatten();
                     let now = self.shared.now().as_millisecond();
                     let nap = next
                         .map(|at| Duration::from_millis((at - now).max(0) as u64))
@@ -114,23 +142,9 @@ impl Worker {
                     continue;
                 }
             };
-            let row = &claim.row;
-            match &row.action {
-                PlannedAction::Send(_) => self.deferred = self.send(&claim).await,
-                PlannedAction::Http(call) => {
-                    perform_http(&self.shared, &self.http, row, call).await
-                }
-                other => {
-                    let id = row.id;
-                    let note = format!("not an outbox action: {}", kind(other));
-                    let _ = self
-                        .shared
-                        .store
-                        .call(move |c| {
-                            store::mark_final(c, id, "dead", Some(&note), false, store::now_ms())
-                        })
-                        .await;
-                }
+            let outcomes = join_all(claims.iter().map(|claim| self.attempt(claim))).await;
+            for (claim, outcome) in claims.iter().zip(outcomes) {
+                self.settle(&claim.row, outcome).await;
             }
         }
     }
@@ -174,29 +188,63 @@ impl Worker {
         }
     }
 
-    /// Commits the deferred work and claims the next due row, with the
-    /// verdict of the safety checks that need the store.
-    async fn claim(&mut self) -> Result<Option<store::Claim>, store::StoreError> {
+    /// The minimum time between two sends: `min_interval`, wider during a slow start.
+    fn gap(&self) -> Duration {
+        let config = &self.shared.loaded().config;
+        self.breaker
+            .gap(&config.safety.ban_breaker, config.pacing.min_interval)
+    }
+
+    /// Commits the deferred work and claims the next due rows, with the
+    /// verdict of the safety checks that need the store. Several rows (each
+    /// the head of its chat, no two for the same recipient) only when
+    /// nothing paces the sends; one otherwise.
+    async fn claim(&mut self) -> Result<Vec<store::Claim>, store::StoreError> {
         let now = self.shared.now().as_millisecond();
         let loaded = self.shared.loaded();
+        let unpaced = self.relogin_until.is_none()
+            && self.gap().is_zero()
+            && loaded.config.pacing.typing_delay.max.is_zero();
+        let limit = if unpaced { BATCH } else { 1 };
         let window = loaded.config.pacing.per_chat.per.as_millis() as i64;
-        let done = self.deferred.take();
+        let done = std::mem::take(&mut self.deferred);
+        // Lazy: the confirmations ride along with the next commit (a
+        // webhook's, or the writer's own within a few milliseconds) instead
+        // of costing an fsync per send.
         self.shared
             .store
-            .call(move |conn| {
-                if let Some(work) = done {
+            .call_lazy(move |conn| {
+                for work in done {
                     work(conn)?;
                 }
-                let Some(mut claim) = store::claim_with_context(conn, now, window)? else {
-                    return Ok(None);
-                };
-                if let PlannedAction::Send(out) = &claim.row.action {
+                let safety = &loaded.config.safety;
+                let mut claims = Vec::new();
+                let mut recipients = Vec::new();
+                let mut cold_admitted = 0;
+                for row in store::claim_due(conn, now, limit)? {
+                    let mut claim = store::Claim::of(conn, row, now, window)?;
                     let row = &claim.row;
-                    let safety = &loaded.config.safety;
-                    claim.blocked =
-                        crate::safety::blocked(conn, safety, &row.instance, &row.rule, out, now)?;
+                    if let PlannedAction::Send(out) = &row.action {
+                        // Two rows of one batch never go to one recipient:
+                        // the checks below count only what is recorded.
+                        let to = crate::safety::recipient(&out.request);
+                        if to.is_some() && recipients.contains(&to) {
+                            continue;
+                        }
+                        claim.blocked = crate::safety::blocked(
+                            conn,
+                            safety,
+                            &row.instance,
+                            &row.rule,
+                            out,
+                            now,
+                            &mut cold_admitted,
+                        )?;
+                        recipients.push(to);
+                    }
+                    claims.push(claim);
                 }
-                Ok(Some(claim))
+                Ok(claims)
             })
             .await
     }
@@ -215,18 +263,28 @@ impl Worker {
             return;
         }
         self.gauges_at = Some(Instant::now());
-        if let Ok((depth, dead)) = self.shared.store.call(store::outbox_counts).await {
+        if let Ok((depth, dead)) = self.shared.store.call_lazy(store::outbox_counts).await {
             metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(depth as f64);
             metrics::gauge!(crate::metrics::DEAD_LETTERS).set(dead as f64);
         }
     }
 
-    /// Sends one claimed row. A confirmed send comes back as work for the next store job.
-    async fn send(&mut self, claim: &store::Claim) -> Option<Deferred> {
-        let shared = self.shared.clone();
+    /// Performs one claimed row. Rows of one batch run concurrently, so this
+    /// only reads the worker; [`Worker::settle`] applies the outcome.
+    async fn attempt(&self, claim: &store::Claim) -> Outcome {
+        let shared = &self.shared;
         let row = &claim.row;
-        let PlannedAction::Send(out) = &row.action else {
-            return None;
+        let out = match &row.action {
+            PlannedAction::Send(out) => out,
+            PlannedAction::Http(call) => {
+                perform_http(shared, &self.http, row, call).await;
+                return Outcome::Done;
+            }
+            other => {
+                let note = format!("not an outbox action: {}", kind(other));
+                finish(shared, row.id, "dead", Some(note)).await;
+                return Outcome::Done;
+            }
         };
         let request = &out.request;
         let loaded = shared.loaded();
@@ -235,8 +293,8 @@ impl Worker {
         let endpoint = request.endpoint();
         if config.dry_run {
             tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
-            finish(&shared, id, "dry_run", None).await;
-            return None;
+            finish(shared, id, "dry_run", None).await;
+            return Outcome::Done;
         }
         let now = shared.now().as_millisecond();
         // A paused chat (a person took over, the loop breaker) or a safety
@@ -245,11 +303,8 @@ impl Worker {
             tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
             metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
                 .increment(1);
-            let _ = shared
-                .store
-                .call(move |c| store::mark_final(c, id, "blocked", Some(&reason), false, now))
-                .await;
-            return None;
+            finish(shared, id, "blocked", Some(reason)).await;
+            return Outcome::Done;
         }
         // Quiet hours: a message that is not a reply waits, spending no attempt.
         if let Some(until) = crate::safety::quiet_until(&config.safety, &row.rule, out, now) {
@@ -269,7 +324,7 @@ impl Worker {
                 .store
                 .call(move |c| store::hold(c, id, until, &note, now))
                 .await;
-            return None;
+            return Outcome::Done;
         }
         // Per-chat rate: at most N sends per window.
         let rate = config.pacing.per_chat;
@@ -282,12 +337,10 @@ impl Worker {
                 .store
                 .call(move |c| store::mark_retry(c, id, next_at, &note, false, now))
                 .await;
-            return None;
+            return Outcome::Done;
         }
         // The minimum interval (wider during a slow start), then a human-like typing delay.
-        let gap = self
-            .breaker
-            .gap(&config.safety.ban_breaker, config.pacing.min_interval);
+        let gap = self.gap();
         if let Some(last) = self.last_send {
             let since = last.elapsed();
             if since < gap {
@@ -312,15 +365,30 @@ impl Worker {
                 .increment(1);
             result = loaded.api.call(text).await;
         }
-        self.last_send = Some(Instant::now());
         metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
             .record(started.elapsed().as_secs_f64());
         match result {
-            Ok(reply) => {
-                let message_id = match reply {
-                    ApiReply::Sent { message_id } => Some(message_id),
-                    _ => None,
-                };
+            Ok(ApiReply::Sent { message_id }) => Outcome::Sent {
+                message_id: Some(message_id),
+            },
+            Ok(_) => Outcome::Sent { message_id: None },
+            Err(err) => Outcome::Failed(err),
+        }
+    }
+
+    /// Applies the outcome of a send: a confirmation becomes work for the
+    /// next store job; a failure is retried, paused or dead-lettered.
+    async fn settle(&mut self, row: &OutboxRow, outcome: Outcome) {
+        let endpoint = match &row.action {
+            PlannedAction::Send(out) => out.request.endpoint(),
+            _ => return,
+        };
+        let loaded = self.shared.loaded();
+        let safety = &loaded.config.safety;
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Sent { message_id } => {
+                self.last_send = Some(Instant::now());
                 tracing::info!(rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
                 metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "sent")
                     .increment(1);
@@ -330,19 +398,38 @@ impl Worker {
                 self.breaker.sent();
                 metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
                 let row = row.clone();
-                let at = shared.now().as_millisecond();
-                Some(Box::new(move |c: &rusqlite::Connection| {
-                    store::mark_sent(c, &row, message_id.as_deref(), at)?;
-                    store::meta_set(c, "sending_paused", None)
-                }))
+                let at = self.shared.now().as_millisecond();
+                self.deferred
+                    .push(Box::new(move |c: &rusqlite::Connection| {
+                        store::mark_sent(c, &row, message_id.as_deref(), at)?;
+                        store::meta_set(c, "sending_paused", None)
+                    }));
             }
-            Err(err) => {
-                if err.is_ban_signal() && config.safety.ban_breaker.enabled {
-                    self.trip(row, &err, &config.safety.ban_breaker).await;
+            Outcome::Failed(err) => {
+                self.last_send = Some(Instant::now());
+                let now = self.shared.now().as_millisecond();
+                if err.is_ban_signal() && safety.ban_breaker.enabled {
+                    if self.breaker.is_open(now) {
+                        // Another send of the same batch tripped it already.
+                        let (id, until, reason) = (row.id, self.breaker.until, err.to_string());
+                        let _ = self
+                            .shared
+                            .store
+                            .call(move |c| store::mark_retry(c, id, until, &reason, false, now))
+                            .await;
+                    } else {
+                        self.trip(row, &err, &safety.ban_breaker).await;
+                    }
                 } else {
-                    failed(&shared, row, &err, &mut self.relogin_until, &config.retry).await;
+                    failed(
+                        &self.shared,
+                        row,
+                        &err,
+                        &mut self.relogin_until,
+                        &loaded.config.retry,
+                    )
+                    .await;
                 }
-                None
             }
         }
     }
@@ -449,11 +536,11 @@ pub fn backoff(retry: &crate::config::Retry, attempts: u32, rate_limited: bool) 
     Duration::from_millis((capped * jitter) as u64)
 }
 
-async fn finish(shared: &Shared, id: i64, state: &'static str, note: Option<&'static str>) {
+async fn finish(shared: &Shared, id: i64, state: &'static str, note: Option<String>) {
     let now = shared.now().as_millisecond();
     let _ = shared
         .store
-        .call(move |c| store::mark_final(c, id, state, note, false, now))
+        .call(move |c| store::mark_final(c, id, state, note.as_deref(), false, now))
         .await;
 }
 

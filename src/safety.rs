@@ -406,6 +406,9 @@ pub fn digest(request: &ApiRequest) -> String {
 }
 
 /// Why a send must not leave now, if it must not. Runs in a store job.
+/// `cold_admitted` counts the first-contact sends already let through in the
+/// same batch (not recorded yet, so the store cannot count them); a
+/// first-contact send this lets through adds one.
 pub fn blocked(
     conn: &Connection,
     safety: &Safety,
@@ -413,6 +416,7 @@ pub fn blocked(
     rule: &str,
     out: &Outgoing,
     now: i64,
+    cold_admitted: &mut i64,
 ) -> Result<Option<String>, StoreError> {
     let (request, allow) = (&out.request, out.allow);
     if rule.starts_with(OWN_PREFIX) {
@@ -435,14 +439,16 @@ pub fn blocked(
         )));
     }
     let is_number = !to.ends_with("@g.us");
-    if safety.cold_guard && is_number && !store::is_known(conn, instance, &to)? {
+    let cold = safety.cold_guard && is_number && !store::is_known(conn, instance, &to)?;
+    if cold {
         if !allow.cold {
             return Ok(Some(format!(
                 "{to} never wrote to this number (a cold contact): add allow_cold: true to the action to send anyway"
             )));
         }
         let day = now - 86_400_000;
-        if store::cold_sends_since(conn, instance, day)? >= i64::from(safety.cold_daily_cap) {
+        let sent = store::cold_sends_since(conn, instance, day)? + *cold_admitted;
+        if sent >= i64::from(safety.cold_daily_cap) {
             return Ok(Some(format!(
                 "the daily cap of {} first-contact sends is reached (safety.cold_daily_cap)",
                 safety.cold_daily_cap
@@ -456,6 +462,9 @@ pub fn blocked(
                 "{to} already got {ceiling} messages (safety.per_chat_ceiling)"
             )));
         }
+    }
+    if cold {
+        *cold_admitted += 1;
     }
     Ok(None)
 }

@@ -44,6 +44,48 @@ async fn the_same_webhook_twice_gives_one_send() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn unpaced_sends_to_many_chats_arrive_once_and_in_order_per_chat() {
+    // A slow API: with `min_interval: 0s` sends to different chats overlap.
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(sent("BAE5SLOW").set_delay(Duration::from_millis(100)))
+        .mount(&api)
+        .await;
+    let (d, dir) = start(&api, "").await;
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        "rules:\n  - name: order\n    on: message\n    match: { text: '(?i)order' }\n    actions:\n\
+         \x20     - reply: \"first {{ msg.text }}\"\n\x20     - reply: \"second {{ msg.text }}\"\n",
+    )
+    .unwrap();
+    wait_for_log(&d, "reloaded config and rules").await;
+    let numbers: Vec<String> = (0..24).map(|i| format!("849666000{i:02}")).collect();
+    let bodies: Vec<Value> = numbers
+        .iter()
+        .map(|n| message(&format!("ORD{n}"), n, &format!("order {n}")))
+        .collect();
+    let posts = bodies.iter().map(|body| post(&d, body));
+    for status in futures_util::future::join_all(posts).await {
+        assert_eq!(status, 200);
+    }
+    let got = wait_for_sends(&api, "send", 48, Duration::from_secs(20)).await;
+    assert_eq!(settle(&api, "send").await.len(), 48, "{}", d.log());
+    for n in &numbers {
+        let to_n: Vec<&str> = got
+            .iter()
+            .filter(|g| g["number"] == n.as_str())
+            .map(|g| g["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            to_n,
+            [format!("first order {n}"), format!("second order {n}")],
+            "{n}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn own_messages_status_broadcasts_and_groups_get_no_reply() {
     let api = api_ok().await;
     let (d, _dir) = start(&api, "").await;

@@ -145,6 +145,41 @@ async fn cold_contacts_need_allow_cold_and_a_daily_cap_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_cold_cap_holds_for_sends_that_leave_together() {
+    let api = api_ok().await;
+    // No pacing: the three sends of one event are claimed and sent as one batch.
+    let (d, dir) = start(&api, "safety:\n  cold_daily_cap: 2\n").await;
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        format!(
+            "rules:\n  - name: blast\n    on: webhook\n    hook: blast\n    secret: {HOOK_SECRET}\n    actions:\n\
+             {}",
+            ["84955500001", "84955500002", "84955500003"]
+                .map(|n| format!("      - send: {{ to: \"{n}\", text: \"Hello\", allow_cold: true }}\n"))
+                .concat()
+        ),
+    )
+    .unwrap();
+    wait_for_log(&d, "reloaded config and rules").await;
+    let body = "{}";
+    let status = reqwest::Client::new()
+        .post(d.url("/hooks/blast"))
+        .header(
+            "X-Waflow-Signature",
+            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let got = settle(&api, "send").await;
+    assert_eq!(got.len(), 2, "{got:?}\n{}", d.log());
+    assert!(d.log().contains("daily cap"), "{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bot_answering_our_bot_gets_muted() {
     let api = api_ok().await;
     let (d, dir) = start(&api, "safety:\n  per_chat_ceiling: off\n").await;

@@ -6,13 +6,16 @@
 //! commit), so durability costs one fsync per batch, not per request, and a
 //! caller's future resolves only after its job is committed. Each job runs
 //! in a savepoint: one failing job does not undo the others of its batch.
-//! WAL mode lets `waflow status` read while the daemon writes.
+//! Jobs that need no durability of their own (reads, and the outbox's
+//! records of confirmed sends, see [`Store::call_lazy`]) resolve as soon as
+//! they ran and ride along with the next commit, so the outbox does not add
+//! an fsync per send. WAL mode lets `waflow status` read while the daemon writes.
 
 pub mod ops;
 
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -24,6 +27,9 @@ use crate::config::StoreLocation;
 pub const SCHEMA_VERSION: i64 = 2;
 /// Jobs committed together at most.
 const MAX_BATCH: usize = 512;
+/// The longest a transaction holding only lazy jobs stays open before it is
+/// committed anyway (see [`Store::call_lazy`]).
+const LAZY_COMMIT: Duration = Duration::from_millis(20);
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +54,14 @@ pub enum StoreError {
 }
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// A unit of store work, run by the writer thread.
+struct Job {
+    /// Resolves once it ran, without waiting for the commit.
+    lazy: bool,
+    /// Runs the work and returns how to tell the caller its outcome.
+    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+}
 
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
@@ -80,8 +93,30 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.submit(false, f).await
+    }
+
+    /// Runs `f` in the writer's transaction and resolves as soon as it ran:
+    /// its writes are committed with the next job that needs a commit, or
+    /// within [`LAZY_COMMIT`]. For reads, and for writes whose loss in a
+    /// crash only repeats work that is safe to repeat (a confirmed send not
+    /// yet recorded is sent once more after a crash, as it would be if the
+    /// crash came a moment earlier).
+    pub async fn call_lazy<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(true, f).await
+    }
+
+    async fn submit<R, F>(&self, lazy: bool, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn: &Connection| {
+        let run = Box::new(move |conn: &Connection| {
             let result = savepoint(conn, f);
             Box::new(move |commit: Result<(), String>| {
                 let outcome = match (result, commit) {
@@ -92,7 +127,9 @@ impl Store {
                 let _ = tx.send(outcome);
             }) as Reply
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.jobs
+            .send(Job { lazy, run })
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -190,9 +227,30 @@ fn savepoint<R>(
     }
 }
 
-/// The writer: takes every waiting job, runs them in one transaction, commits once.
+/// The writer: takes every waiting job, runs them in one transaction, commits
+/// once. A transaction that holds only lazy jobs stays open for the next
+/// jobs, up to [`LAZY_COMMIT`].
 fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+    // While a transaction is open: when it must be committed at the latest.
+    let mut open: Option<Instant> = None;
+    loop {
+        let first = match open {
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Some(deadline) => {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        commit(&conn, Vec::new());
+                        open = None;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -200,20 +258,44 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let began = control(&conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
-        let mut replies = Vec::with_capacity(batch.len());
-        if began.is_ok() {
-            for job in batch {
-                replies.push(job(&conn));
+        if open.is_none() {
+            if let Err(err) = control(&conn, "BEGIN IMMEDIATE") {
+                let err = err.to_string();
+                tracing::error!(error = %err, "store: cannot begin a transaction");
+                // The jobs are dropped unrun: their callers get `Closed`.
+                continue;
+            }
+            open = Some(Instant::now() + LAZY_COMMIT);
+        }
+        let mut waiting = Vec::with_capacity(batch.len());
+        for job in batch {
+            let reply = (job.run)(&conn);
+            if job.lazy {
+                reply(Ok(()));
+            } else {
+                waiting.push(reply);
             }
         }
-        let committed = began.and_then(|()| control(&conn, "COMMIT").map_err(|e| e.to_string()));
-        if committed.is_err() {
-            let _ = control(&conn, "ROLLBACK");
+        if !waiting.is_empty() {
+            commit(&conn, waiting);
+            open = None;
         }
-        for reply in replies {
-            reply(committed.clone());
-        }
+    }
+    if open.is_some() {
+        commit(&conn, Vec::new());
+    }
+}
+
+/// Commits the open transaction and tells the waiting callers how it went.
+fn commit(conn: &Connection, waiting: Vec<Reply>) {
+    let committed = control(conn, "COMMIT").map_err(|e| e.to_string());
+    if let Err(err) = &committed {
+        // Lazy jobs of this transaction are lost: their work is done again.
+        tracing::error!(error = %err, "store: commit failed");
+        let _ = control(conn, "ROLLBACK");
+    }
+    for reply in waiting {
+        reply(committed.clone());
     }
 }
 
@@ -293,19 +375,69 @@ mod tests {
     fn the_claim_uses_the_partial_indexes() {
         let conn = open_connection(&StoreLocation::Memory).unwrap();
         let plan: Vec<String> = conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT id FROM outbox o INDEXED BY outbox_open
-                 WHERE o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.next_at <= 1
-                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat = o.chat
-                                   AND p.id < o.id AND p.state IN ('pending', 'inflight') AND p.chat <> '')
-                 ORDER BY o.id LIMIT 1",
-            )
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", ops::claim_sql(1)))
             .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
+            .query_map([1], |r| r.get::<_, String>(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         let plan = plan.join("\n");
         assert!(plan.contains("outbox_open_chat"), "{plan}");
+    }
+
+    /// SQLite re-prepares a statement on every run when the value of a
+    /// parameter can change its plan (a bound `LIMIT` does); the claim runs
+    /// for every send, so it must stay prepared.
+    #[test]
+    fn the_claim_is_not_prepared_again_on_every_run() {
+        let path = temp_db("reprepare");
+        let conn = open_connection(&StoreLocation::File(path)).unwrap();
+        for limit in [1, 16] {
+            for now in 0..20 {
+                control(&conn, "BEGIN IMMEDIATE").unwrap();
+                savepoint(&conn, |c| ops::claim_due(c, now, limit)).unwrap();
+                control(&conn, "COMMIT").unwrap();
+            }
+            let statement = conn.prepare_cached(&ops::claim_sql(limit)).unwrap();
+            let runs = statement.get_status(rusqlite::StatementStatus::Run);
+            let again = statement.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(runs, 20);
+            assert!(again <= 1, "prepared again {again} times in {runs} runs");
+        }
+    }
+
+    #[tokio::test]
+    async fn lazy_work_is_committed_with_the_next_commit_and_at_shutdown() {
+        let path = temp_db("lazy");
+        let store = Store::open(&StoreLocation::File(path.clone())).unwrap();
+        let reader = open_reader(&path).unwrap();
+        let read = |key: &str| meta_get(&reader, key).unwrap();
+        // Lazy work is visible to the next job at once, committed or not.
+        store
+            .call_lazy(|c| meta_set(c, "a", Some("1")))
+            .await
+            .unwrap();
+        let seen = store.call_lazy(|c| meta_get(c, "a")).await.unwrap();
+        assert_eq!(seen.as_deref(), Some("1"));
+        // A job that waits for its commit commits the lazy work before it.
+        store
+            .call_lazy(|c| meta_set(c, "b", Some("2")))
+            .await
+            .unwrap();
+        store.call(|c| meta_set(c, "c", Some("3"))).await.unwrap();
+        assert_eq!(read("b").as_deref(), Some("2"));
+        assert_eq!(read("c").as_deref(), Some("3"));
+        // Lazy work left when the store is dropped is committed, not lost.
+        store
+            .call_lazy(|c| meta_set(c, "d", Some("4")))
+            .await
+            .unwrap();
+        drop(store);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while read("d").is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(read("d").as_deref(), Some("4"));
+        assert_eq!(read("a").as_deref(), Some("1"));
     }
 }

@@ -226,30 +226,37 @@ fn decode(rows: Vec<(OutboxRow, String)>) -> Result<Vec<OutboxRow>, StoreError> 
         .collect()
 }
 
-/// The next due row, in order per chat. Nothing is written: the worker holds
-/// the row in memory while it sends, and its outcome is what gets committed
-/// (after a crash the row is still pending, so the send in flight is retried once).
-/// `attempts` of the returned row counts the attempt about to be made.
-pub fn claim_next(conn: &Connection, now: i64) -> Result<Option<OutboxRow>, StoreError> {
-    let sql = format!(
+/// Claims up to `limit` due rows, oldest first, at most one per chat: the
+/// oldest open row of its chat, so a chat's messages keep their order. The
+/// claim is a read: the worker keeps the rows in memory while it sends, and
+/// their outcomes are what gets committed (after a crash a row is still
+/// pending, so a send in flight is retried once). `attempts` of a returned
+/// row counts the attempt about to be made.
+pub fn claim_due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    let found = conn
+        .prepare_cached(&claim_sql(limit))?
+        .query_map([now], outbox_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(decode(found)?
+        .into_iter()
+        .map(|row| OutboxRow {
+            state: "inflight".into(),
+            attempts: row.attempts + 1,
+            ..row
+        })
+        .collect())
+}
+
+/// The claim query. The limit is written into the SQL, not bound: SQLite
+/// re-prepares a statement on every run when its `LIMIT` is a parameter.
+pub(super) fn claim_sql(limit: usize) -> String {
+    format!(
         "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_open
          WHERE o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.next_at <= ?1
            AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat = o.chat
                            AND p.id < o.id AND p.state IN ('pending', 'inflight') AND p.chat <> '')
-         ORDER BY o.id LIMIT 1"
-    );
-    let found = conn
-        .prepare_cached(&sql)?
-        .query_row([now], outbox_row)
-        .optional()?;
-    let Some(found) = found else { return Ok(None) };
-    let mut rows = decode(vec![found])?;
-    let row = rows.remove(0);
-    Ok(Some(OutboxRow {
-        state: "inflight".into(),
-        attempts: row.attempts + 1,
-        ..row
-    }))
+         ORDER BY o.id LIMIT {limit}"
+    )
 }
 
 /// A claimed row with what the worker must know before sending it.
@@ -265,28 +272,28 @@ pub struct Claim {
     pub blocked: Option<String>,
 }
 
-/// Claims the next due row and reads its chat's pause and recent sends, in one job.
-pub fn claim_with_context(
-    conn: &Connection,
-    now: i64,
-    window_ms: i64,
-) -> Result<Option<Claim>, StoreError> {
-    let Some(row) = claim_next(conn, now)? else {
-        return Ok(None);
-    };
-    let (chat_pause, recent_sends) = match &row.chat {
-        Some(chat) => (
-            pause_of(conn, &row.instance, chat, now)?.map(|(_, reason)| reason),
-            sends_to_chat_since(conn, &row.instance, chat, now - window_ms)?,
-        ),
-        None => (None, Vec::new()),
-    };
-    Ok(Some(Claim {
-        row,
-        chat_pause,
-        recent_sends,
-        blocked: None,
-    }))
+impl Claim {
+    /// Reads the chat's pause and recent sends (within `window_ms`) for a claimed row.
+    pub fn of(
+        conn: &Connection,
+        row: OutboxRow,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let (chat_pause, recent_sends) = match &row.chat {
+            Some(chat) => (
+                pause_of(conn, &row.instance, chat, now)?.map(|(_, reason)| reason),
+                sends_to_chat_since(conn, &row.instance, chat, now - window_ms)?,
+            ),
+            None => (None, Vec::new()),
+        };
+        Ok(Claim {
+            row,
+            chat_pause,
+            recent_sends,
+            blocked: None,
+        })
+    }
 }
 
 /// When the next pending row is due, if any.
