@@ -80,6 +80,16 @@ struct Worker {
     http: reqwest::Client,
 }
 
+/// What one claim found.
+struct Batch {
+    /// The rows to perform now.
+    claims: Vec<store::Claim>,
+    /// Whether other rows are due now (a chat's next message, rows beyond the batch).
+    more: bool,
+    /// When nothing else is due: when the next waiting row comes due.
+    next_due: Option<i64>,
+}
+
 /// What became of one claimed row.
 enum Outcome {
     /// Nothing left to do: settled in the store already, or not sent by design.
@@ -117,36 +127,47 @@ impl Worker {
                 self.wait(IDLE).await;
                 continue;
             }
-            let claims = match self.claim().await {
-                Ok(claims) if !claims.is_empty() => claims,
-                Ok(_) => {
-                    let next = self
-                        .shared
-                        .store
-                        .call_lazy(store::next_due)
-                        .await
-                        .ok()
-                        .flatten();
-                    let now = self.shared.now().as_millisecond();
-                    let nap = next
-                        .map(|at| Duration::from_millis((at - now).max(0) as u64))
-                        .unwrap_or(IDLE)
-                        .min(IDLE);
-                    self.update_gauges().await;
-                    self.wait(nap).await;
-                    continue;
-                }
+            let batch = match self.claim().await {
+                Ok(batch) => batch,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot read the outbox");
                     self.wait(IDLE).await;
                     continue;
                 }
             };
-            let outcomes = join_all(claims.iter().map(|claim| self.attempt(claim))).await;
-            for (claim, outcome) in claims.iter().zip(outcomes) {
+            if batch.claims.is_empty() {
+                self.nap(batch.next_due).await;
+                continue;
+            }
+            let outcomes = join_all(batch.claims.iter().map(|claim| self.attempt(claim))).await;
+            let all_sent = outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Outcome::Sent { .. }));
+            for (claim, outcome) in batch.claims.iter().zip(outcomes) {
                 self.settle(&claim.row, outcome).await;
             }
+            if all_sent && !batch.more {
+                // Nothing else was due: record the confirmations without
+                // waiting for the store, and sleep until a new event or the
+                // next row that comes due.
+                let work = std::mem::take(&mut self.deferred);
+                self.shared
+                    .store
+                    .defer(move |c| work.into_iter().try_for_each(|w| w(c)));
+                self.nap(batch.next_due).await;
+            }
         }
+    }
+
+    /// Sleeps until `next_due` (at most [`IDLE`]), a new event or the shutdown.
+    async fn nap(&mut self, next_due: Option<i64>) {
+        let now = self.shared.now().as_millisecond();
+        let nap = next_due
+            .map(|at| Duration::from_millis((at - now).max(0) as u64))
+            .unwrap_or(IDLE)
+            .min(IDLE);
+        self.update_gauges().await;
+        self.wait(nap).await;
     }
 
     /// Whether the ban-signal breaker still pauses sending. When its pause
@@ -199,7 +220,7 @@ impl Worker {
     /// verdict of the safety checks that need the store. Several rows (each
     /// the head of its chat, no two for the same recipient) only when
     /// nothing paces the sends; one otherwise.
-    async fn claim(&mut self) -> Result<Vec<store::Claim>, store::StoreError> {
+    async fn claim(&mut self) -> Result<Batch, store::StoreError> {
         let now = self.shared.now().as_millisecond();
         let loaded = self.shared.loaded();
         let unpaced = self.relogin_until.is_none()
@@ -244,7 +265,18 @@ impl Worker {
                     }
                     claims.push(claim);
                 }
-                Ok(claims)
+                let more = !claims.is_empty()
+                    && (claims.len() == limit || store::more_due(conn, now, claims.len())?);
+                let next_due = if more {
+                    None
+                } else {
+                    store::next_due(conn, now)?
+                };
+                Ok(Batch {
+                    claims,
+                    more,
+                    next_due,
+                })
             })
             .await
     }

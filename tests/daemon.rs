@@ -383,7 +383,7 @@ async fn relogin_required_pauses_sending_without_burning_the_budget() {
     let got = wait_for_sends(&api, "send", 6, Duration::from_secs(15)).await;
     assert_eq!(got.len(), 6, "{}", d.log());
     assert!(d.log().contains("sending paused"), "{}", d.log());
-    let report = status_of(&d);
+    let report = status_when(&d, |r| r["report"]["sent"] == 1).await;
     assert_eq!(report["report"]["sent"], 1, "{report}");
     assert_eq!(report["report"]["dead_letters"], 0);
 }

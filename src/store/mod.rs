@@ -133,6 +133,23 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Queues `f` to run in the writer's transaction without waiting for
+    /// it; committed like the work of [`Store::call_lazy`]. A failure is logged.
+    pub fn defer<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let run = Box::new(move |conn: &Connection| {
+            if let Err(err) = savepoint(conn, f) {
+                tracing::error!(error = %err, "store: deferred work failed");
+            }
+            Box::new(|_| {}) as Reply
+        });
+        if self.jobs.send(Job { lazy: true, run }).is_err() {
+            tracing::error!("store: the writer has stopped; deferred work is lost");
+        }
+    }
+
     /// Waits until every job sent before this call is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.call(|_| Ok(())).await
@@ -386,24 +403,58 @@ mod tests {
     }
 
     /// SQLite re-prepares a statement on every run when the value of a
-    /// parameter can change its plan (a bound `LIMIT` does); the claim runs
-    /// for every send, so it must stay prepared.
+    /// parameter can change its plan (a bound `LIMIT` does); the outbox's
+    /// queries run for every send, so they must stay prepared.
     #[test]
-    fn the_claim_is_not_prepared_again_on_every_run() {
+    fn the_claim_queries_are_not_prepared_again_on_every_run() {
         let path = temp_db("reprepare");
         let conn = open_connection(&StoreLocation::File(path)).unwrap();
-        for limit in [1, 16] {
-            for now in 0..20 {
-                control(&conn, "BEGIN IMMEDIATE").unwrap();
-                savepoint(&conn, |c| ops::claim_due(c, now, limit)).unwrap();
-                control(&conn, "COMMIT").unwrap();
-            }
-            let statement = conn.prepare_cached(&ops::claim_sql(limit)).unwrap();
+        for now in 0..20 {
+            control(&conn, "BEGIN IMMEDIATE").unwrap();
+            savepoint(&conn, |c| {
+                for limit in [1, 16] {
+                    ops::claim_due(c, now, limit)?;
+                }
+                ops::more_due(c, now, 1)?;
+                ops::next_due(c, now)
+            })
+            .unwrap();
+            control(&conn, "COMMIT").unwrap();
+        }
+        let queries = [
+            ops::claim_sql(1),
+            ops::claim_sql(16),
+            ops::MORE_DUE_SQL.to_owned(),
+            ops::NEXT_DUE_SQL.to_owned(),
+        ];
+        for sql in queries {
+            let statement = conn.prepare_cached(&sql).unwrap();
             let runs = statement.get_status(rusqlite::StatementStatus::Run);
             let again = statement.get_status(rusqlite::StatementStatus::RePrepare);
-            assert_eq!(runs, 20);
-            assert!(again <= 1, "prepared again {again} times in {runs} runs");
+            assert_eq!(runs, 20, "{sql}");
+            assert!(
+                again <= 1,
+                "prepared again {again} times in {runs} runs: {sql}"
+            );
         }
+    }
+
+    /// A chat's second message may be due while the first waits for a
+    /// retry: the worker must sleep until the first is due, not spin.
+    #[test]
+    fn the_next_due_time_is_the_waiting_first_row_of_a_chat() {
+        let conn = open_connection(&StoreLocation::Memory).unwrap();
+        for (key, next_at) in [("k/r/0", 1_000), ("k/r/1", 0)] {
+            conn.execute(
+                "INSERT INTO outbox (instance, idem_key, rule, action_index, chat, action, state, next_at, created_at, updated_at)
+                 VALUES ('I1', ?1, 'r', 0, 'c', '{}', 'pending', ?2, 0, 0)",
+                rusqlite::params![key, next_at],
+            )
+            .unwrap();
+        }
+        assert!(ops::claim_due(&conn, 500, 16).unwrap().is_empty());
+        assert_eq!(ops::next_due(&conn, 500).unwrap(), Some(1_000));
+        assert!(ops::more_due(&conn, 500, 0).unwrap());
     }
 
     #[tokio::test]

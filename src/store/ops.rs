@@ -296,14 +296,31 @@ impl Claim {
     }
 }
 
-/// When the next pending row is due, if any.
-pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
+/// When the next pending row that is not due at `now` becomes due, if any.
+/// (Rows due already are either claimable or wait behind their chat's
+/// first row, which is then the one to wait for.)
+pub fn next_due(conn: &Connection, now: i64) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT MIN(next_at) FROM outbox INDEXED BY outbox_open WHERE state IN ('pending', 'inflight') AND state = 'pending'",
-        )?
-        .query_row([], |r| r.get::<_, Option<i64>>(0))?)
+        .prepare_cached(NEXT_DUE_SQL)?
+        .query_row([now], |r| r.get::<_, Option<i64>>(0))?)
 }
+
+pub(super) const NEXT_DUE_SQL: &str = "SELECT MIN(next_at) FROM outbox INDEXED BY outbox_open
+    WHERE state IN ('pending', 'inflight') AND state = 'pending' AND next_at > ?1";
+
+/// Whether more than `claimed` pending rows are due at `now`, the claimed
+/// ones among them. Counts at most 64 rows, so it stays cheap with a long
+/// queue; `claimed` must be smaller.
+pub fn more_due(conn: &Connection, now: i64, claimed: usize) -> Result<bool, StoreError> {
+    let due: i64 = conn
+        .prepare_cached(MORE_DUE_SQL)?
+        .query_row([now], |r| r.get(0))?;
+    Ok(due as usize > claimed)
+}
+
+pub(super) const MORE_DUE_SQL: &str =
+    "SELECT COUNT(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_open
+    WHERE state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 64)";
 
 /// A confirmed send: the row is done and its message id remembered as ours.
 pub fn mark_sent(

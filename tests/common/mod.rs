@@ -208,6 +208,19 @@ pub fn status_of(d: &Daemon) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `waflow status --json` once `done` holds for it (or after 5 s): a
+/// confirmed send is recorded a moment after the API answered.
+pub async fn status_when(d: &Daemon, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let report = status_of(d);
+        if done(&report) || Instant::now() > deadline {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A `messages.upsert` body as the API posts it, timestamped now.
 pub fn message(id: &str, from: &str, text: &str) -> Value {
     json!({
