@@ -10,6 +10,7 @@
 //! running.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -118,6 +119,9 @@ pub struct Shared {
     pub wake_scheduler: Notify,
     /// The clock.
     pub clock: Clock,
+    /// Webhook and hook requests being answered: during a burst the outbox
+    /// worker lets them go first.
+    pub webhooks_busy: AtomicUsize,
 }
 
 impl Shared {
@@ -130,6 +134,7 @@ impl Shared {
             wake_dispatcher: Notify::new(),
             wake_scheduler: Notify::new(),
             clock: Clock::from_env(),
+            webhooks_busy: AtomicUsize::new(0),
         }
     }
 

@@ -10,6 +10,7 @@
 //! spending the retry budget, until a probe send succeeds.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -63,6 +64,11 @@ const BREAKER_KEY: &str = "ban_breaker";
 /// them (`min_interval: 0s`, no typing delay, no slow start). Their
 /// confirmations share one commit.
 const BATCH: usize = 16;
+
+/// Webhook requests in flight that make a burst.
+const BURST: usize = 4;
+/// The longest the worker lets a burst go first, before each batch.
+const BURST_WAIT: Duration = Duration::from_millis(100);
 
 /// The worker's memory between sends.
 struct Worker {
@@ -127,6 +133,7 @@ impl Worker {
                 self.wait(IDLE).await;
                 continue;
             }
+            self.let_burst_pass().await;
             let batch = match self.claim().await {
                 Ok(batch) => batch,
                 Err(err) => {
@@ -156,6 +163,20 @@ impl Worker {
                     .defer(move |c| work.into_iter().try_for_each(|w| w(c)));
                 self.nap(batch.next_due).await;
             }
+        }
+    }
+
+    /// During a burst of webhook requests, waits up to [`BURST_WAIT`] for it
+    /// to pass, so answering them comes first: the API gives up on (and
+    /// sends again) a webhook that is answered late, while a reply can wait
+    /// in the outbox a moment.
+    async fn let_burst_pass(&self) {
+        let until = Instant::now() + BURST_WAIT;
+        while self.shared.webhooks_busy.load(Ordering::Relaxed) >= BURST
+            && Instant::now() < until
+            && !self.cancel.is_cancelled()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -40,6 +41,22 @@ pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
         .with_state(shared)
 }
 
+/// Counts a request in `Shared::webhooks_busy` while it is answered.
+struct Busy<'a>(&'a Shared);
+
+impl<'a> Busy<'a> {
+    fn enter(shared: &'a Shared) -> Busy<'a> {
+        shared.webhooks_busy.fetch_add(1, Ordering::Relaxed);
+        Busy(shared)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.webhooks_busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn answer(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
@@ -64,6 +81,7 @@ async fn webhook(
     Path(secret): Path<String>,
     body: Bytes,
 ) -> Response {
+    let _busy = Busy::enter(&shared);
     let loaded = shared.loaded();
     let config = &loaded.config;
     let valid = config
@@ -148,6 +166,7 @@ async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _busy = Busy::enter(&shared);
     let loaded = shared.loaded();
     let secret: Option<Secret> = loaded
         .rules
