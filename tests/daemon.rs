@@ -52,14 +52,13 @@ async fn unpaced_sends_to_many_chats_arrive_once_and_in_order_per_chat() {
         .respond_with(sent("BAE5SLOW").set_delay(Duration::from_millis(100)))
         .mount(&api)
         .await;
-    let (d, dir) = start(&api, "").await;
-    std::fs::write(
-        dir.path().join("rules/rules.yaml"),
+    let (d, _dir) = start(&api, "").await;
+    use_rules(
+        &d,
         "rules:\n  - name: order\n    on: message\n    match: { text: '(?i)order' }\n    actions:\n\
          \x20     - reply: \"first {{ msg.text }}\"\n\x20     - reply: \"second {{ msg.text }}\"\n",
     )
-    .unwrap();
-    wait_for_log(&d, "reloaded config and rules").await;
+    .await;
     let numbers: Vec<String> = (0..24).map(|i| format!("849666000{i:02}")).collect();
     let bodies: Vec<Value> = numbers
         .iter()
@@ -340,17 +339,7 @@ async fn signed_hook_calls_send_and_unsigned_ones_do_not() {
         .unwrap();
     assert_eq!(unknown.status().as_u16(), 404);
     assert!(settle(&api, "send").await.is_empty());
-    let signed = client
-        .post(d.url("/hooks/shop"))
-        .header(
-            "X-Waflow-Signature",
-            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
-        )
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status().as_u16(), 202);
+    assert_eq!(post_hook(&d, "shop", &body).await, 202);
     let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["number"], "84933313000");

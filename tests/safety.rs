@@ -31,16 +31,7 @@ async fn stop_opts_out_once_and_nothing_reaches_the_number_afterwards() {
     post(&d, &message("S3", "84933313000", "price?")).await;
     let body =
         json!({"id": "A-1", "status": "shipped", "customer": {"phone": "84933313000"}}).to_string();
-    reqwest::Client::new()
-        .post(d.url("/hooks/shop"))
-        .header(
-            "X-Waflow-Signature",
-            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    post_hook(&d, "shop", &body).await;
     assert_eq!(settle(&api, "send").await.len(), 1);
     assert_eq!(status_of(&d)["report"]["blocked"], 2, "{}", d.log());
     // START takes the number off the list; then it is answered again.
@@ -91,34 +82,17 @@ async fn safety_can_be_turned_down() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cold_contacts_need_allow_cold_and_a_daily_cap_holds() {
     let api = api_ok().await;
-    let (d, dir) = start(&api, "safety:\n  cold_daily_cap: 1\n").await;
-    std::fs::write(
-        dir.path().join("rules/rules.yaml"),
-        format!(
-            "{RULES}  - name: notify\n    on: webhook\n    hook: notify\n    secret: {HOOK_SECRET}\n    actions:\n      - send: {{ to: \"{{{{ body.phone }}}}\", text: \"Hello {{{{ body.phone }}}}\" }}\n"
-        ),
-    )
-    .unwrap();
-    wait_for_log(&d, "reloaded config and rules").await;
+    let (d, _dir) = start(&api, "safety:\n  cold_daily_cap: 1\n").await;
+    use_rules(&d, &format!(
+        "{RULES}  - name: notify\n    on: webhook\n    hook: notify\n    secret: {HOOK_SECRET}\n    actions:\n      - send: {{ to: \"{{{{ body.phone }}}}\", text: \"Hello {{{{ body.phone }}}}\" }}\n"
+    ))
+    .await;
     let call = |hook: &'static str, phone: &'static str| {
         let body =
             json!({"id": "X", "status": "shipped", "phone": phone, "customer": {"phone": phone}})
                 .to_string();
-        let url = d.url(&format!("/hooks/{hook}"));
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .header(
-                    "X-Waflow-Signature",
-                    waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
-                )
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let d = &d;
+        async move { post_hook(d, hook, &body).await }
     };
     // A number that never wrote: blocked without allow_cold.
     assert_eq!(call("notify", "84911111111").await, 202);
@@ -148,32 +122,15 @@ async fn cold_contacts_need_allow_cold_and_a_daily_cap_holds() {
 async fn the_cold_cap_holds_for_sends_that_leave_together() {
     let api = api_ok().await;
     // No pacing: the three sends of one event are claimed and sent as one batch.
-    let (d, dir) = start(&api, "safety:\n  cold_daily_cap: 2\n").await;
-    std::fs::write(
-        dir.path().join("rules/rules.yaml"),
-        format!(
-            "rules:\n  - name: blast\n    on: webhook\n    hook: blast\n    secret: {HOOK_SECRET}\n    actions:\n\
-             {}",
-            ["84955500001", "84955500002", "84955500003"]
-                .map(|n| format!("      - send: {{ to: \"{n}\", text: \"Hello\", allow_cold: true }}\n"))
-                .concat()
-        ),
-    )
-    .unwrap();
-    wait_for_log(&d, "reloaded config and rules").await;
-    let body = "{}";
-    let status = reqwest::Client::new()
-        .post(d.url("/hooks/blast"))
-        .header(
-            "X-Waflow-Signature",
-            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 202);
+    let (d, _dir) = start(&api, "safety:\n  cold_daily_cap: 2\n").await;
+    let sends = ["84955500001", "84955500002", "84955500003"]
+        .map(|n| format!("      - send: {{ to: \"{n}\", text: \"Hello\", allow_cold: true }}\n"))
+        .concat();
+    use_rules(&d, &format!(
+        "rules:\n  - name: blast\n    on: webhook\n    hook: blast\n    secret: {HOOK_SECRET}\n    actions:\n{sends}"
+    ))
+    .await;
+    assert_eq!(post_hook(&d, "blast", "{}").await, 202);
     let got = settle(&api, "send").await;
     assert_eq!(got.len(), 2, "{got:?}\n{}", d.log());
     assert!(d.log().contains("daily cap"), "{}", d.log());

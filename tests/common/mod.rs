@@ -250,6 +250,28 @@ pub async fn post(d: &Daemon, body: &Value) -> u16 {
         .as_u16()
 }
 
+/// Posts `body` to `/hooks/{hook}`, signed with the test hook secret; the status.
+pub async fn post_hook(d: &Daemon, hook: &str, body: &str) -> u16 {
+    reqwest::Client::new()
+        .post(d.url(&format!("/hooks/{hook}")))
+        .header(
+            "X-Waflow-Signature",
+            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
+        )
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Replaces the daemon's rule file and waits until it is reloaded.
+pub async fn use_rules(d: &Daemon, yaml: &str) {
+    std::fs::write(d.dir.join("rules/rules.yaml"), yaml).unwrap();
+    wait_for_log(d, "reloaded config and rules").await;
+}
+
 /// The bodies of sends the mock received on `endpoint`.
 pub async fn sends(api: &MockServer, endpoint: &str) -> Vec<Value> {
     api.received_requests()
