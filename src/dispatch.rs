@@ -111,13 +111,8 @@ impl Worker {
         loop {
             if self.cancel.is_cancelled() {
                 if !self.deferred.is_empty() {
-                    let work = std::mem::take(&mut self.deferred);
-                    let done = self
-                        .shared
-                        .store
-                        .call(move |c| work.into_iter().try_for_each(|w| w(c)))
-                        .await;
-                    if let Err(err) = done {
+                    let work = self.take_deferred();
+                    if let Err(err) = self.shared.store.call(work).await {
                         tracing::error!(error = %err, "cannot record a confirmed send");
                     }
                 }
@@ -157,10 +152,8 @@ impl Worker {
                 // Nothing else was due: record the confirmations without
                 // waiting for the store, and sleep until a new event or the
                 // next row that comes due.
-                let work = std::mem::take(&mut self.deferred);
-                self.shared
-                    .store
-                    .defer(move |c| work.into_iter().try_for_each(|w| w(c)));
+                let work = self.take_deferred();
+                self.shared.store.defer(work);
                 self.nap(batch.next_due).await;
             }
         }
@@ -231,10 +224,17 @@ impl Worker {
     }
 
     /// The minimum time between two sends: `min_interval`, wider during a slow start.
-    fn gap(&self) -> Duration {
-        let config = &self.shared.loaded().config;
+    fn gap(&self, config: &crate::config::Config) -> Duration {
         self.breaker
             .gap(&config.safety.ban_breaker, config.pacing.min_interval)
+    }
+
+    /// The confirmations waiting to be recorded, as one piece of store work.
+    fn take_deferred(
+        &mut self,
+    ) -> impl FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send + 'static {
+        let work = std::mem::take(&mut self.deferred);
+        move |c| work.into_iter().try_for_each(|w| w(c))
     }
 
     /// Commits the deferred work and claims the next due rows, with the
@@ -245,20 +245,18 @@ impl Worker {
         let now = self.shared.now().as_millisecond();
         let loaded = self.shared.loaded();
         let unpaced = self.relogin_until.is_none()
-            && self.gap().is_zero()
+            && self.gap(&loaded.config).is_zero()
             && loaded.config.pacing.typing_delay.max.is_zero();
         let limit = if unpaced { BATCH } else { 1 };
         let window = loaded.config.pacing.per_chat.per.as_millis() as i64;
-        let done = std::mem::take(&mut self.deferred);
+        let done = self.take_deferred();
         // Lazy: the confirmations ride along with the next commit (a
         // webhook's, or the writer's own within a few milliseconds) instead
         // of costing an fsync per send.
         self.shared
             .store
             .call_lazy(move |conn| {
-                for work in done {
-                    work(conn)?;
-                }
+                done(conn)?;
                 let safety = &loaded.config.safety;
                 let mut claims = Vec::new();
                 let mut recipients = Vec::new();
@@ -393,7 +391,7 @@ impl Worker {
             return Outcome::Done;
         }
         // The minimum interval (wider during a slow start), then a human-like typing delay.
-        let gap = self.gap();
+        let gap = self.gap(config);
         if let Some(last) = self.last_send {
             let since = last.elapsed();
             if since < gap {
@@ -460,19 +458,8 @@ impl Worker {
             }
             Outcome::Failed(err) => {
                 self.last_send = Some(Instant::now());
-                let now = self.shared.now().as_millisecond();
                 if err.is_ban_signal() && safety.ban_breaker.enabled {
-                    if self.breaker.is_open(now) {
-                        // Another send of the same batch tripped it already.
-                        let (id, until, reason) = (row.id, self.breaker.until, err.to_string());
-                        let _ = self
-                            .shared
-                            .store
-                            .call(move |c| store::mark_retry(c, id, until, &reason, false, now))
-                            .await;
-                    } else {
-                        self.trip(row, &err, &safety.ban_breaker).await;
-                    }
+                    self.trip(row, &err, &safety.ban_breaker).await;
                 } else {
                     failed(
                         &self.shared,
@@ -487,25 +474,33 @@ impl Worker {
         }
     }
 
-    /// A ban signal: pause all sending, longer each time, and keep the row for later.
+    /// A ban signal: pause all sending, longer each time, and keep the row
+    /// for after the pause. A signal to another send of the same batch,
+    /// while the pause it opened runs, only keeps its row.
     async fn trip(&mut self, row: &OutboxRow, err: &ApiError, settings: &BanBreaker) {
         let now = self.shared.now().as_millisecond();
         let reason = err.to_string();
-        let pause = self.breaker.trip(settings, now, &reason);
-        tracing::error!(
-            pause_s = pause.as_secs(),
-            signals = self.breaker.trips,
-            error = %reason,
-            "WhatsApp rate-limited or restricted this number: all sending paused (safety.ban_breaker)"
-        );
-        metrics::counter!(crate::metrics::BAN_BREAKER_TRIPS).increment(1);
-        let save = self.breaker_saved();
+        let save = if self.breaker.is_open(now) {
+            None
+        } else {
+            let pause = self.breaker.trip(settings, now, &reason);
+            tracing::error!(
+                pause_s = pause.as_secs(),
+                signals = self.breaker.trips,
+                error = %reason,
+                "WhatsApp rate-limited or restricted this number: all sending paused (safety.ban_breaker)"
+            );
+            metrics::counter!(crate::metrics::BAN_BREAKER_TRIPS).increment(1);
+            Some(self.breaker_saved())
+        };
         let (id, until) = (row.id, self.breaker.until);
         let _ = self
             .shared
             .store
             .call(move |c| {
-                save(c)?;
+                if let Some(save) = save {
+                    save(c)?;
+                }
                 store::mark_retry(c, id, until, &reason, false, now)
             })
             .await;
