@@ -1,7 +1,10 @@
 //! The outbox worker: claim → pacing → API → confirm, retry or dead-letter.
 //!
-//! One worker per daemon sends one action at a time, in order per chat (a
-//! WhatsApp number is a serial channel, and pacing needs it anyway). Before
+//! One worker per daemon sends in order per chat (a WhatsApp number is a
+//! serial channel, and pacing needs it anyway); only sends that nothing
+//! paces leave together, one per chat. While idle, its next claim is parked
+//! with the store and runs in the transaction of the webhook that planned
+//! new rows. Before
 //! each send it honours the pacing of the config (minimum interval, per-chat
 //! rate, a random typing delay) and human takeover. After it: a confirmed
 //! send is recorded with its message id; a retryable error is retried with
@@ -65,6 +68,11 @@ const BREAKER_KEY: &str = "ban_breaker";
 /// confirmations share one commit.
 const BATCH: usize = 16;
 
+/// The longest confirmed sends wait to ride along with a webhook's commit
+/// before they are recorded on their own (then committed within the store's
+/// lazy-commit bound).
+const CONFIRM_WAIT: Duration = Duration::from_millis(10);
+
 /// Webhook requests in flight that make a burst.
 const BURST: usize = 4;
 /// The longest the worker lets a burst go first, before each batch.
@@ -108,6 +116,9 @@ enum Outcome {
 
 impl Worker {
     async fn run(&mut self) {
+        // Whether rows may be due now; otherwise the claim waits for new work.
+        let mut ready = true;
+        let mut next_due = None;
         loop {
             if self.cancel.is_cancelled() {
                 if !self.deferred.is_empty() {
@@ -128,35 +139,60 @@ impl Worker {
                 self.wait(IDLE).await;
                 continue;
             }
-            self.let_burst_pass().await;
-            let batch = match self.claim().await {
+            let claimed = if ready {
+                let claim = self.claim();
+                self.shared.store.call_lazy(claim).await
+            } else {
+                self.claim_when_due(next_due).await
+            };
+            let batch = match claimed {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot read the outbox");
                     self.wait(IDLE).await;
+                    ready = true;
                     continue;
                 }
             };
+            (ready, next_due) = (batch.more, batch.next_due);
             if batch.claims.is_empty() {
-                self.nap(batch.next_due).await;
                 continue;
             }
+            self.let_burst_pass().await;
             let outcomes = join_all(batch.claims.iter().map(|claim| self.attempt(claim))).await;
-            let all_sent = outcomes
-                .iter()
-                .all(|outcome| matches!(outcome, Outcome::Sent { .. }));
             for (claim, outcome) in batch.claims.iter().zip(outcomes) {
+                if !matches!(outcome, Outcome::Sent { .. }) {
+                    // Settled in the store already, or changed there: look again.
+                    ready = true;
+                }
                 self.settle(&claim.row, outcome).await;
             }
-            if all_sent && !batch.more {
-                // Nothing else was due: record the confirmations without
-                // waiting for the store, and sleep until a new event or the
-                // next row that comes due.
-                let work = self.take_deferred();
-                self.shared.store.defer(work);
-                self.nap(batch.next_due).await;
-            }
         }
+    }
+
+    /// Claims once new work comes (a webhook's rows: the store runs the
+    /// claim in the transaction that wrote them), once `next_due` comes, or
+    /// after [`IDLE`]. Confirmations waiting to be recorded ride along, and
+    /// go on their own after [`CONFIRM_WAIT`] at the latest.
+    async fn claim_when_due(&mut self, next_due: Option<i64>) -> Result<Batch, store::StoreError> {
+        self.update_gauges().await;
+        let now = self.shared.now().as_millisecond();
+        let mut nap = next_due
+            .map(|at| Duration::from_millis((at - now).max(0) as u64))
+            .unwrap_or(IDLE)
+            .min(IDLE);
+        if !self.deferred.is_empty() {
+            nap = nap.min(CONFIRM_WAIT);
+        }
+        let claim = self.claim();
+        let mut parked = self.shared.store.park(claim);
+        tokio::select! {
+            batch = parked.kicked() => return batch,
+            _ = tokio::time::sleep(nap) => {}
+            _ = self.shared.wake_dispatcher.notified() => {}
+            _ = self.cancel.cancelled() => {}
+        }
+        parked.now().await
     }
 
     /// During a burst of webhook requests, waits up to [`BURST_WAIT`] for it
@@ -171,17 +207,6 @@ impl Worker {
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    }
-
-    /// Sleeps until `next_due` (at most [`IDLE`]), a new event or the shutdown.
-    async fn nap(&mut self, next_due: Option<i64>) {
-        let now = self.shared.now().as_millisecond();
-        let nap = next_due
-            .map(|at| Duration::from_millis((at - now).max(0) as u64))
-            .unwrap_or(IDLE)
-            .min(IDLE);
-        self.update_gauges().await;
-        self.wait(nap).await;
     }
 
     /// Whether the ban-signal breaker still pauses sending. When its pause
@@ -237,67 +262,67 @@ impl Worker {
         move |c| work.into_iter().try_for_each(|w| w(c))
     }
 
-    /// Commits the deferred work and claims the next due rows, with the
-    /// verdict of the safety checks that need the store. Several rows (each
-    /// the head of its chat, no two for the same recipient) only when
-    /// nothing paces the sends; one otherwise.
-    async fn claim(&mut self) -> Result<Batch, store::StoreError> {
-        let now = self.shared.now().as_millisecond();
-        let loaded = self.shared.loaded();
-        let unpaced = self.relogin_until.is_none()
-            && self.gap(&loaded.config).is_zero()
-            && loaded.config.pacing.typing_delay.max.is_zero();
-        let limit = if unpaced { BATCH } else { 1 };
-        let window = loaded.config.pacing.per_chat.per.as_millis() as i64;
+    /// The store work that records the waiting confirmations and claims the
+    /// next due rows, with the verdict of the safety checks that need the
+    /// store. Several rows (each the head of its chat, no two for the same
+    /// recipient) only when nothing paces the sends; one otherwise. The
+    /// config and the clock are read when it runs: it may wait for a kick.
+    fn claim(
+        &mut self,
+    ) -> impl FnOnce(&rusqlite::Connection) -> Result<Batch, store::StoreError> + Send + 'static
+    {
+        let shared = Arc::clone(&self.shared);
+        let relogin = self.relogin_until.is_some();
+        let breaker = self.breaker.clone();
         let done = self.take_deferred();
-        // Lazy: the confirmations ride along with the next commit (a
-        // webhook's, or the writer's own within a few milliseconds) instead
-        // of costing an fsync per send.
-        self.shared
-            .store
-            .call_lazy(move |conn| {
-                done(conn)?;
-                let safety = &loaded.config.safety;
-                let mut claims = Vec::new();
-                let mut recipients = Vec::new();
-                let mut cold_admitted = 0;
-                for row in store::claim_due(conn, now, limit)? {
-                    let mut claim = store::Claim::of(conn, row, now, window)?;
-                    let row = &claim.row;
-                    if let PlannedAction::Send(out) = &row.action {
-                        // Two rows of one batch never go to one recipient:
-                        // the checks below count only what is recorded.
-                        let to = crate::safety::recipient(&out.request);
-                        if to.is_some() && recipients.contains(&to) {
-                            continue;
-                        }
-                        claim.blocked = crate::safety::blocked(
-                            conn,
-                            safety,
-                            &row.instance,
-                            &row.rule,
-                            out,
-                            now,
-                            &mut cold_admitted,
-                        )?;
-                        recipients.push(to);
+        move |conn| {
+            done(conn)?;
+            let now = shared.now().as_millisecond();
+            let loaded = shared.loaded();
+            let config = &loaded.config;
+            let gap = breaker.gap(&config.safety.ban_breaker, config.pacing.min_interval);
+            let unpaced = !relogin && gap.is_zero() && config.pacing.typing_delay.max.is_zero();
+            let limit = if unpaced { BATCH } else { 1 };
+            let window = config.pacing.per_chat.per.as_millis() as i64;
+            let mut claims = Vec::new();
+            let mut recipients = Vec::new();
+            let mut cold_admitted = 0;
+            for row in store::claim_due(conn, now, limit)? {
+                let mut claim = store::Claim::of(conn, row, now, window)?;
+                let row = &claim.row;
+                if let PlannedAction::Send(out) = &row.action {
+                    // Two rows of one batch never go to one recipient:
+                    // the checks below count only what is recorded.
+                    let to = crate::safety::recipient(&out.request);
+                    if to.is_some() && recipients.contains(&to) {
+                        continue;
                     }
-                    claims.push(claim);
+                    claim.blocked = crate::safety::blocked(
+                        conn,
+                        &config.safety,
+                        &row.instance,
+                        &row.rule,
+                        out,
+                        now,
+                        &mut cold_admitted,
+                    )?;
+                    recipients.push(to);
                 }
-                let more = !claims.is_empty()
-                    && (claims.len() == limit || store::more_due(conn, now, claims.len())?);
-                let next_due = if more {
-                    None
-                } else {
-                    store::next_due(conn, now)?
-                };
-                Ok(Batch {
-                    claims,
-                    more,
-                    next_due,
-                })
+                claims.push(claim);
+            }
+            let more = !claims.is_empty()
+                && (claims.len() == limit || store::more_due(conn, now, claims.len())?);
+            let next_due = if more {
+                None
+            } else {
+                store::next_due(conn, now)?
+            };
+            Ok(Batch {
+                claims,
+                more,
+                next_due,
             })
-            .await
+        }
     }
 
     async fn wait(&self, nap: Duration) {

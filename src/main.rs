@@ -6,6 +6,12 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use waflow::cli::{Cli, LogFormat};
 
+/// Requests are allocated on the async thread and freed on the store's writer
+/// thread; glibc's allocator paid for that with locks and chunk merging on
+/// every request (docs/performance.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.verbose {

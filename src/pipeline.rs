@@ -33,7 +33,8 @@ pub async fn record_and_process(
 ) -> Result<Vec<(String, &'static str)>, StoreError> {
     let loaded = shared.loaded();
     let now = shared.now();
-    let (outcomes, planned) = shared
+    let store = shared.store.clone();
+    shared
         .store
         .call(move |conn| {
             // Processed right here: recorded as done, so the index of waiting
@@ -65,13 +66,14 @@ pub async fn record_and_process(
                 };
                 outcomes.push((record.kind, outcome));
             }
-            Ok((outcomes, planned))
+            if planned > 0 {
+                // The outbox worker's claim runs in this transaction and
+                // hears back with its commit.
+                store.kick();
+            }
+            Ok(outcomes)
         })
-        .await?;
-    if planned > 0 {
-        shared.wake_dispatcher.notify_one();
-    }
-    Ok(outcomes)
+        .await
 }
 
 /// What processing a batch did.

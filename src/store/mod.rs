@@ -9,12 +9,15 @@
 //! Jobs that need no durability of their own (reads, and the outbox's
 //! records of confirmed sends, see [`Store::call_lazy`]) resolve as soon as
 //! they ran and ride along with the next commit, so the outbox does not add
-//! an fsync per send. WAL mode lets `waflow status` read while the daemon writes.
+//! an fsync per send. A job can also be parked until another job kicks it
+//! ([`Store::park`]): the outbox worker's claim then runs in the transaction
+//! of the webhook that planned the rows. WAL mode lets `waflow status` read
+//! while the daemon writes.
 
 pub mod ops;
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -67,6 +70,56 @@ struct Job {
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    parking: Arc<Mutex<Parking>>,
+}
+
+/// The job left with the writer by [`Store::park`], and whether a kick
+/// came while none was parked.
+#[derive(Default)]
+struct Parking {
+    job: Option<Job>,
+    kicked: bool,
+}
+
+impl Parking {
+    /// The parked job, if a kick calls for it.
+    fn take_kicked(&mut self) -> Option<Job> {
+        if self.kicked && self.job.is_some() {
+            self.kicked = false;
+            self.job.take()
+        } else {
+            None
+        }
+    }
+}
+
+/// A job parked with [`Store::park`]: resolves once it ran.
+pub struct Parked<R> {
+    store: Store,
+    reply: tokio::sync::oneshot::Receiver<Result<R, StoreError>>,
+}
+
+impl<R> Parked<R> {
+    /// Waits for a kick to run the job (cancel-safe).
+    pub async fn kicked(&mut self) -> Result<R, StoreError> {
+        (&mut self.reply).await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs the job now if no kick has taken it yet, and waits for it.
+    pub async fn now(mut self) -> Result<R, StoreError> {
+        let job = lock(&self.store.parking).job.take();
+        if let Some(job) = job {
+            self.store.send(job)?;
+        }
+        self.kicked().await
+    }
+}
+
+fn lock(parking: &Mutex<Parking>) -> std::sync::MutexGuard<'_, Parking> {
+    // The lock guards two plain fields; a panic elsewhere cannot leave them torn.
+    parking
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl std::fmt::Debug for Store {
@@ -80,11 +133,15 @@ impl Store {
     pub fn open(location: &StoreLocation) -> Result<Store, StoreError> {
         let conn = open_connection(location)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let parking = Arc::new(Mutex::new(Parking::default()));
         std::thread::Builder::new()
             .name("waflow-store".into())
-            .spawn(move || writer(conn, rx))
+            .spawn({
+                let parking = Arc::clone(&parking);
+                move || writer(conn, rx, &parking)
+            })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
-        Ok(Store { jobs: tx })
+        Ok(Store { jobs: tx, parking })
     }
 
     /// Runs `f` in the writer's transaction; resolves once it is committed.
@@ -115,22 +172,46 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let run = Box::new(move |conn: &Connection| {
-            let result = savepoint(conn, f);
-            Box::new(move |commit: Result<(), String>| {
-                let outcome = match (result, commit) {
-                    (Ok(value), Ok(())) => Ok(value),
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-                };
-                let _ = tx.send(outcome);
-            }) as Reply
-        });
-        self.jobs
-            .send(Job { lazy, run })
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let (job, reply) = job(lazy, f);
+        self.send(job)?;
+        reply.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Leaves `f` with the writer until a job [kicks](Store::kick) it: it
+    /// then runs in that job's transaction and resolves after its commit, so
+    /// a worker waiting for new work gets it with the commit that made it,
+    /// without a round trip of its own. If a kick came since the last parked
+    /// job ran, `f` runs at once. [`Parked::now`] runs it without a kick
+    /// (lazily, like [`Store::call_lazy`]). One job is parked at a time.
+    pub fn park<R, F>(&self, f: F) -> Parked<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (job, reply) = job(true, f);
+        let mut parking = lock(&self.parking);
+        if std::mem::take(&mut parking.kicked) {
+            drop(parking);
+            // A closed store drops the job, and the reply says `Closed`.
+            let _ = self.send(job);
+        } else {
+            parking.job = Some(job);
+        }
+        Parked {
+            store: self.clone(),
+            reply,
+        }
+    }
+
+    /// Says that the current job made work for the parked job: the writer
+    /// runs that after the jobs of this batch. Called from inside a job; a
+    /// kick while nothing is parked is kept for the next [`Store::park`].
+    pub fn kick(&self) {
+        lock(&self.parking).kicked = true;
     }
 
     /// Queues `f` to run in the writer's transaction without waiting for
@@ -244,10 +325,31 @@ fn savepoint<R>(
     }
 }
 
+/// Wraps `f` as a job for the writer and the receiver of its outcome.
+fn job<R, F>(lazy: bool, f: F) -> (Job, tokio::sync::oneshot::Receiver<Result<R, StoreError>>)
+where
+    R: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let run = Box::new(move |conn: &Connection| {
+        let result = savepoint(conn, f);
+        Box::new(move |commit: Result<(), String>| {
+            let outcome = match (result, commit) {
+                (Ok(value), Ok(())) => Ok(value),
+                (Err(e), _) => Err(e),
+                (Ok(_), Err(e)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+            };
+            let _ = tx.send(outcome);
+        }) as Reply
+    });
+    (Job { lazy, run }, rx)
+}
+
 /// The writer: takes every waiting job, runs them in one transaction, commits
 /// once. A transaction that holds only lazy jobs stays open for the next
 /// jobs, up to [`LAZY_COMMIT`].
-fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer(conn: Connection, rx: mpsc::Receiver<Job>, parking: &Mutex<Parking>) {
     // While a transaction is open: when it must be committed at the latest.
     let mut open: Option<Instant> = None;
     loop {
@@ -284,16 +386,29 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
             open = Some(Instant::now() + LAZY_COMMIT);
         }
+        let mut lazy = Vec::new();
         let mut waiting = Vec::with_capacity(batch.len());
         for job in batch {
             let reply = (job.run)(&conn);
             if job.lazy {
-                reply(Ok(()));
+                lazy.push(reply);
             } else {
                 waiting.push(reply);
             }
         }
-        if !waiting.is_empty() {
+        // A kicked parked job sees this batch's uncommitted work: it must
+        // hear back only after the commit.
+        let kicked = lock(parking).take_kicked();
+        if let Some(job) = kicked {
+            waiting.push((job.run)(&conn));
+        }
+        if waiting.is_empty() {
+            for reply in lazy {
+                reply(Ok(()));
+            }
+        } else {
+            // Lazy jobs of this batch may have read its durable work too.
+            waiting.append(&mut lazy);
             commit(&conn, waiting);
             open = None;
         }
@@ -455,6 +570,53 @@ mod tests {
         assert!(ops::claim_due(&conn, 500, 16).unwrap().is_empty());
         assert_eq!(ops::next_due(&conn, 500).unwrap(), Some(1_000));
         assert!(ops::more_due(&conn, 500, 0).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_parked_job_runs_with_the_commit_of_the_job_that_kicks_it() {
+        let path = temp_db("park");
+        let store = Store::open(&StoreLocation::File(path.clone())).unwrap();
+        let reader = open_reader(&path).unwrap();
+        // Parked: it does not run until a job kicks it.
+        let mut parked = store.park(|c| meta_get(c, "planned"));
+        store
+            .call(|c| meta_set(c, "other", Some("1")))
+            .await
+            .unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(100), parked.kicked()).await;
+        assert!(waited.is_err(), "ran without a kick");
+        // A kicking job: the parked job sees its work, and hears back only
+        // once that work is committed.
+        let kicker = store.clone();
+        store
+            .call(move |c| {
+                meta_set(c, "planned", Some("yes"))?;
+                kicker.kick();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let seen = parked.kicked().await.unwrap();
+        assert_eq!(seen.as_deref(), Some("yes"));
+        assert_eq!(
+            meta_get(&reader, "planned").unwrap().as_deref(),
+            Some("yes")
+        );
+        // No kick: `now` runs it anyway.
+        let parked = store.park(|c| meta_get(c, "other"));
+        assert_eq!(parked.now().await.unwrap().as_deref(), Some("1"));
+        // A kick while nothing was parked is kept for the next park.
+        let kicker = store.clone();
+        store
+            .call(move |_| {
+                kicker.kick();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let mut parked = store.park(|c| meta_get(c, "other"));
+        let ran = tokio::time::timeout(Duration::from_secs(10), parked.kicked()).await;
+        assert_eq!(ran.unwrap().unwrap().as_deref(), Some("1"));
     }
 
     #[tokio::test]
