@@ -6,6 +6,8 @@
 //! commit), so durability costs one fsync per batch, not per request, and a
 //! caller's future resolves only after its job is committed. Each job runs
 //! in a savepoint: one failing job does not undo the others of its batch.
+//! When lone requests come steadily (closer than 2 ms), a commit holding one
+//! waits for the next so that two share it.
 //! Jobs that need no durability of their own (reads, and the outbox's
 //! records of confirmed sends, see [`Store::call_lazy`]) resolve as soon as
 //! they ran and ride along with the next commit, so the outbox does not add
@@ -33,6 +35,9 @@ const MAX_BATCH: usize = 512;
 /// The longest a transaction holding only lazy jobs stays open before it is
 /// committed anyway (see [`Store::call_lazy`]).
 const LAZY_COMMIT: Duration = Duration::from_millis(20);
+/// Lone requests that come closer together than this share commits: the
+/// writer waits for the next (up to its expected gap) before committing.
+const COMMIT_WAIT: Duration = Duration::from_millis(2);
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -352,6 +357,7 @@ where
 fn writer(conn: Connection, rx: mpsc::Receiver<Job>, parking: &Mutex<Parking>) {
     // While a transaction is open: when it must be committed at the latest.
     let mut open: Option<Instant> = None;
+    let mut pace = Arrivals::default();
     loop {
         let first = match open {
             None => match rx.recv() {
@@ -386,35 +392,91 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Job>, parking: &Mutex<Parking>) {
             }
             open = Some(Instant::now() + LAZY_COMMIT);
         }
-        let mut lazy = Vec::new();
-        let mut waiting = Vec::with_capacity(batch.len());
+        let received = Instant::now();
+        let mut ran = Ran::default();
         for job in batch {
-            let reply = (job.run)(&conn);
-            if job.lazy {
-                lazy.push(reply);
-            } else {
-                waiting.push(reply);
+            pace.received(received, !job.lazy);
+            ran.run(job, &conn);
+        }
+        // A steady stream of lone requests: the next one shares this commit.
+        if let Some(deadline) = pace.lone(received, ran.waiting.len()) {
+            while let Ok(job) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                let durable = !job.lazy;
+                pace.received(Instant::now(), durable);
+                ran.run(job, &conn);
+                if durable {
+                    break;
+                }
             }
         }
         // A kicked parked job sees this batch's uncommitted work: it must
         // hear back only after the commit.
         let kicked = lock(parking).take_kicked();
         if let Some(job) = kicked {
-            waiting.push((job.run)(&conn));
+            ran.waiting.push((job.run)(&conn));
         }
+        let Ran { lazy, mut waiting } = ran;
         if waiting.is_empty() {
             for reply in lazy {
                 reply(Ok(()));
             }
         } else {
             // Lazy jobs of this batch may have read its durable work too.
-            waiting.append(&mut lazy);
+            waiting.extend(lazy);
             commit(&conn, waiting);
             open = None;
         }
     }
     if open.is_some() {
         commit(&conn, Vec::new());
+    }
+}
+
+/// The replies of the jobs run in this batch, until the commit.
+#[derive(Default)]
+struct Ran {
+    lazy: Vec<Reply>,
+    waiting: Vec<Reply>,
+}
+
+impl Ran {
+    fn run(&mut self, job: Job, conn: &Connection) {
+        let reply = (job.run)(conn);
+        if job.lazy {
+            self.lazy.push(reply);
+        } else {
+            self.waiting.push(reply);
+        }
+    }
+}
+
+/// The spacing of the durable jobs the writer receives.
+#[derive(Default)]
+struct Arrivals {
+    /// When the last one came.
+    last: Option<Instant>,
+    /// The gap before it.
+    gap: Option<Duration>,
+}
+
+impl Arrivals {
+    fn received(&mut self, at: Instant, durable: bool) {
+        if durable {
+            self.gap = self.last.map(|last| at.saturating_duration_since(last));
+            self.last = Some(at);
+        }
+    }
+
+    /// Until when a batch that holds one durable job, received at `at`,
+    /// waits for the next before committing: only while they come
+    /// steadily, closer together than [`COMMIT_WAIT`].
+    fn lone(&self, at: Instant, durable: usize) -> Option<Instant> {
+        if durable != 1 {
+            return None;
+        }
+        let gap = self.gap.filter(|gap| *gap < COMMIT_WAIT)?;
+        Some(at + gap + gap / 4)
     }
 }
 
@@ -570,6 +632,28 @@ mod tests {
         assert!(ops::claim_due(&conn, 500, 16).unwrap().is_empty());
         assert_eq!(ops::next_due(&conn, 500).unwrap(), Some(1_000));
         assert!(ops::more_due(&conn, 500, 0).unwrap());
+    }
+
+    #[test]
+    fn only_a_steady_stream_of_lone_requests_waits_to_share_a_commit() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pace = Arrivals::default();
+        pace.received(t0, true);
+        // One request so far: nothing tells when the next comes.
+        assert_eq!(pace.lone(t0, 1), None);
+        // Lazy work does not count as a request.
+        pace.received(t0 + ms(1), false);
+        assert_eq!(pace.lone(t0 + ms(1), 1), None);
+        // One every millisecond: wait a little longer than the gap.
+        pace.received(t0 + ms(1), true);
+        let until = pace.lone(t0 + ms(1), 1).unwrap();
+        assert!(until > t0 + ms(2) && until < t0 + ms(3), "{:?}", until - t0);
+        // Several requests in the batch already share the commit.
+        assert_eq!(pace.lone(t0 + ms(1), 2), None);
+        // Requests further apart than COMMIT_WAIT: commit at once.
+        pace.received(t0 + ms(1) + COMMIT_WAIT, true);
+        assert_eq!(pace.lone(t0 + ms(1) + COMMIT_WAIT, 1), None);
     }
 
     #[tokio::test]
