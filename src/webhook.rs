@@ -103,7 +103,7 @@ async fn webhook(
             );
         }
     };
-    let normalized = normalize(&parsed, &());
+    let normalized = normalize(parsed, &());
     if normalized.unknown {
         let name = if normalized.event_name.is_empty() {
             "none".to_owned()

@@ -124,7 +124,7 @@ proptest! {
 
     #[test]
     fn webhook_normalizer_never_panics(body in json_value()) {
-        let _ = waflow::event::normalize(&body, &());
+        let _ = waflow::event::normalize(body, &());
     }
 }
 

@@ -226,7 +226,7 @@ fn protective_defaults_ignore_own_broadcast_and_stale_messages() {
             &std::fs::read_to_string(dir.join(format!("{fixture}.json"))).unwrap(),
         )
         .unwrap();
-        let event = normalize(&body, &()).events.remove(0);
+        let event = normalize(body, &()).events.remove(0);
         let eval = rules.evaluate(&event, &input);
         assert_eq!(
             eval.ignored.is_some(),

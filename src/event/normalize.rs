@@ -67,8 +67,10 @@ pub struct Normalized {
     pub skipped: Vec<String>,
 }
 
-/// Reads one webhook body. Never fails: see [`Normalized`].
-pub fn normalize(body: &Value, book: &dyn PhoneBook) -> Normalized {
+/// Reads one webhook body. Never fails: see [`Normalized`]. Takes the body
+/// because every event keeps it as `raw` (one event, the usual case, takes
+/// it without a copy).
+pub fn normalize(body: Value, book: &dyn PhoneBook) -> Normalized {
     let mut out = Normalized {
         instance_id: body.get("instance_id").and_then(text_of),
         ..Normalized::default()
@@ -90,19 +92,13 @@ pub fn normalize(body: &Value, book: &dyn PhoneBook) -> Normalized {
         },
     };
     out.event_name = name.clone();
-    let payload = payload.cloned().unwrap_or(Value::Null);
-    let instance = out.instance_id.clone();
-    let mut push = |kind: EventKind| {
-        out.events.push(Event {
-            instance_id: instance.clone(),
-            kind,
-            raw: body.clone(),
-        })
-    };
+    let payload = payload.unwrap_or(&Value::Null);
+    let mut kinds = Vec::new();
+    let mut push = |kind: EventKind| kinds.push(kind);
     let mut skipped = Vec::new();
     match name.as_str() {
         "messages.upsert" => {
-            let (items, delivery) = match &payload {
+            let (items, delivery) = match payload {
                 Value::Array(items) => (items.as_slice(), Delivery::Notify),
                 other => (
                     other
@@ -123,12 +119,12 @@ pub fn normalize(body: &Value, book: &dyn PhoneBook) -> Normalized {
                 }
             }
         }
-        "received_message" => match received_message(&payload, book) {
+        "received_message" => match received_message(payload, book) {
             Ok(m) => push(EventKind::Message(m)),
             Err(reason) => skipped.push(reason),
         },
         "messages.update" => {
-            for item in as_items(&payload) {
+            for item in as_items(payload) {
                 match status(item) {
                     Some(s) => push(EventKind::Status(s)),
                     None => skipped.push("an update without a delivery status".to_owned()),
@@ -154,13 +150,13 @@ pub fn normalize(body: &Value, book: &dyn PhoneBook) -> Normalized {
             }
         }
         "contacts.update" | "contacts.upsert" => {
-            let contacts: Vec<Contact> = as_items(&payload).filter_map(contact).collect();
+            let contacts: Vec<Contact> = as_items(payload).filter_map(contact).collect();
             if !contacts.is_empty() {
                 push(EventKind::Contacts(contacts));
             }
         }
         "groups.update" | "groups.upsert" => {
-            let groups: Vec<GroupUpdate> = as_items(&payload)
+            let groups: Vec<GroupUpdate> = as_items(payload)
                 .filter_map(|g| {
                     Some(GroupUpdate {
                         id: g.get("id").and_then(text_of)?,
@@ -173,7 +169,7 @@ pub fn normalize(body: &Value, book: &dyn PhoneBook) -> Normalized {
             }
         }
         "call" => {
-            for c in as_items(&payload) {
+            for c in as_items(payload) {
                 let Some(from) = c.get("from").and_then(text_of) else {
                     continue;
                 };
@@ -195,6 +191,21 @@ pub fn normalize(body: &Value, book: &dyn PhoneBook) -> Normalized {
         _ => out.unknown = true,
     }
     out.skipped = skipped;
+    // Each event keeps the whole body; the last one takes it, the others a copy.
+    let mut body = Some(body);
+    let last = kinds.len().saturating_sub(1);
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let raw = if i == last {
+            body.take().unwrap_or_default()
+        } else {
+            body.clone().unwrap_or_default()
+        };
+        out.events.push(Event {
+            instance_id: out.instance_id.clone(),
+            kind,
+            raw,
+        });
+    }
     out
 }
 
