@@ -248,12 +248,6 @@ impl Worker {
         }
     }
 
-    /// The minimum time between two sends: `min_interval`, wider during a slow start.
-    fn gap(&self, config: &crate::config::Config) -> Duration {
-        self.breaker
-            .gap(&config.safety.ban_breaker, config.pacing.min_interval)
-    }
-
     /// The confirmations waiting to be recorded, as one piece of store work.
     fn take_deferred(
         &mut self,
@@ -280,7 +274,7 @@ impl Worker {
             let now = shared.now().as_millisecond();
             let loaded = shared.loaded();
             let config = &loaded.config;
-            let gap = breaker.gap(&config.safety.ban_breaker, config.pacing.min_interval);
+            let gap = gap(&breaker, config);
             let unpaced = !relogin && gap.is_zero() && config.pacing.typing_delay.max.is_zero();
             let limit = if unpaced { BATCH } else { 1 };
             let window = config.pacing.per_chat.per.as_millis() as i64;
@@ -416,7 +410,7 @@ impl Worker {
             return Outcome::Done;
         }
         // The minimum interval (wider during a slow start), then a human-like typing delay.
-        let gap = self.gap(config);
+        let gap = gap(&self.breaker, config);
         if let Some(last) = self.last_send {
             let since = last.elapsed();
             if since < gap {
@@ -530,6 +524,11 @@ impl Worker {
             })
             .await;
     }
+}
+
+/// The minimum time between two sends: `min_interval`, wider during a slow start.
+fn gap(breaker: &BreakerState, config: &crate::config::Config) -> Duration {
+    breaker.gap(&config.safety.ban_breaker, config.pacing.min_interval)
 }
 
 async fn failed(

@@ -65,7 +65,8 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// A unit of store work, run by the writer thread.
 struct Job {
-    /// Resolves once it ran, without waiting for the commit.
+    /// Needs no commit of its own: resolves once it ran, or with the commit
+    /// of its batch when that holds durable work it may have read.
     lazy: bool,
     /// Runs the work and returns how to tell the caller its outcome.
     run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
@@ -158,9 +159,11 @@ impl Store {
         self.submit(false, f).await
     }
 
-    /// Runs `f` in the writer's transaction and resolves as soon as it ran:
-    /// its writes are committed with the next job that needs a commit, or
-    /// within [`LAZY_COMMIT`]. For reads, and for writes whose loss in a
+    /// Runs `f` in the writer's transaction and resolves as soon as it ran
+    /// (or, when its batch holds jobs that wait for a commit, once that
+    /// commit is done, since `f` may have read their work): its writes are
+    /// committed with the next job that needs a commit, or within
+    /// [`LAZY_COMMIT`]. For reads, and for writes whose loss in a
     /// crash only repeats work that is safe to repeat (a confirmed send not
     /// yet recorded is sent once more after a crash, as it would be if the
     /// crash came a moment earlier).
@@ -217,23 +220,6 @@ impl Store {
     /// kick while nothing is parked is kept for the next [`Store::park`].
     pub fn kick(&self) {
         lock(&self.parking).kicked = true;
-    }
-
-    /// Queues `f` to run in the writer's transaction without waiting for
-    /// it; committed like the work of [`Store::call_lazy`]. A failure is logged.
-    pub fn defer<F>(&self, f: F)
-    where
-        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
-    {
-        let run = Box::new(move |conn: &Connection| {
-            if let Err(err) = savepoint(conn, f) {
-                tracing::error!(error = %err, "store: deferred work failed");
-            }
-            Box::new(|_| {}) as Reply
-        });
-        if self.jobs.send(Job { lazy: true, run }).is_err() {
-            tracing::error!("store: the writer has stopped; deferred work is lost");
-        }
     }
 
     /// Waits until every job sent before this call is committed.
