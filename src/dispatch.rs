@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
@@ -32,11 +31,6 @@ const IDLE: Duration = Duration::from_secs(1);
 /// How often the outbox gauges are refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(2);
 
-/// Store work left for the next job: a confirmed send is recorded together
-/// with the claim of the next rows.
-type Deferred =
-    Box<dyn FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send + Sync>;
-
 /// Runs the worker until `cancel` fires; the sends in flight are finished first.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let breaker = shared
@@ -50,7 +44,6 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut worker = Worker {
         shared,
         cancel,
-        deferred: Vec::new(),
         last_send: None,
         relogin_until: None,
         gauges_at: None,
@@ -63,16 +56,6 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
 /// Where the ban-signal breaker's state is kept.
 const BREAKER_KEY: &str = "ban_breaker";
 
-/// How many sends, to different chats, leave together when nothing paces
-/// them (`min_interval: 0s`, no typing delay, no slow start). Their
-/// confirmations share one commit.
-const BATCH: usize = 16;
-
-/// The longest confirmed sends wait to ride along with a webhook's commit
-/// before they are recorded on their own (then committed within the store's
-/// lazy-commit bound).
-const CONFIRM_WAIT: Duration = Duration::from_millis(10);
-
 /// Webhook requests in flight that make a burst.
 const BURST: usize = 4;
 /// The longest the worker lets a burst go first, before each batch.
@@ -82,8 +65,6 @@ const BURST_WAIT: Duration = Duration::from_millis(100);
 struct Worker {
     shared: Arc<Shared>,
     cancel: CancellationToken,
-    /// Store work to commit with the next claim.
-    deferred: Vec<Deferred>,
     /// When the last send left, for the minimum interval.
     last_send: Option<Instant>,
     /// While the number must log in again: when to probe.
@@ -96,9 +77,9 @@ struct Worker {
 
 /// What one claim found.
 struct Batch {
-    /// The rows to perform now.
-    claims: Vec<store::Claim>,
-    /// Whether other rows are due now (a chat's next message, rows beyond the batch).
+    /// The row to perform now: one send in flight at a time.
+    claim: Option<store::Claim>,
+    /// Whether other rows are due now (a chat's next message, rows behind it).
     more: bool,
     /// When nothing else is due: when the next waiting row comes due.
     next_due: Option<i64>,
@@ -121,12 +102,6 @@ impl Worker {
         let mut next_due = None;
         loop {
             if self.cancel.is_cancelled() {
-                if !self.deferred.is_empty() {
-                    let work = self.take_deferred();
-                    if let Err(err) = self.shared.store.call(work).await {
-                        tracing::error!(error = %err, "cannot record a confirmed send");
-                    }
-                }
                 break;
             }
             if let Some(until) = self.relogin_until
@@ -139,13 +114,11 @@ impl Worker {
                 self.wait(IDLE).await;
                 continue;
             }
-            let claimed = if ready {
-                let claim = self.claim();
-                self.shared.store.call_lazy(claim).await
-            } else {
-                self.claim_when_due(next_due).await
-            };
-            let batch = match claimed {
+            if !ready {
+                self.wait_for_work(next_due).await;
+            }
+            let claim = self.claim();
+            let batch = match self.shared.store.call_lazy(claim).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot read the outbox");
@@ -155,44 +128,31 @@ impl Worker {
                 }
             };
             (ready, next_due) = (batch.more, batch.next_due);
-            if batch.claims.is_empty() {
+            let Some(claim) = batch.claim else {
                 continue;
-            }
+            };
             self.let_burst_pass().await;
-            let outcomes = join_all(batch.claims.iter().map(|claim| self.attempt(claim))).await;
-            for (claim, outcome) in batch.claims.iter().zip(outcomes) {
-                if !matches!(outcome, Outcome::Sent { .. }) {
-                    // Settled in the store already, or changed there: look again.
-                    ready = true;
-                }
-                self.settle(&claim.row, outcome).await;
+            let outcome = self.attempt(&claim).await;
+            if !matches!(outcome, Outcome::Sent { .. }) {
+                // Settled in the store already, or changed there: look again.
+                ready = true;
             }
+            // The confirmation is committed before the next claim: one send
+            // in flight, so a crash can repeat at most that one.
+            self.settle(&claim.row, outcome).await;
         }
     }
 
-    /// Claims once new work comes (a webhook's rows: the store runs the
-    /// claim in the transaction that wrote them), once `next_due` comes, or
-    /// after [`IDLE`]. Confirmations waiting to be recorded ride along, and
-    /// go on their own after [`CONFIRM_WAIT`] at the latest.
-    async fn claim_when_due(&mut self, next_due: Option<i64>) -> Result<Batch, store::StoreError> {
+    /// Waits until new work is planned (the pipeline says so after its
+    /// commit), `next_due` comes, or [`IDLE`] passes.
+    async fn wait_for_work(&mut self, next_due: Option<i64>) {
         self.update_gauges().await;
         let now = self.shared.now().as_millisecond();
-        let mut nap = next_due
+        let nap = next_due
             .map(|at| Duration::from_millis((at - now).max(0) as u64))
             .unwrap_or(IDLE)
             .min(IDLE);
-        if !self.deferred.is_empty() {
-            nap = nap.min(CONFIRM_WAIT);
-        }
-        let claim = self.claim();
-        let mut parked = self.shared.store.park(claim);
-        tokio::select! {
-            batch = parked.kicked() => return batch,
-            _ = tokio::time::sleep(nap) => {}
-            _ = self.shared.wake_dispatcher.notified() => {}
-            _ = self.cancel.cancelled() => {}
-        }
-        parked.now().await
+        self.wait(nap).await;
     }
 
     /// During a burst of webhook requests, waits up to [`BURST_WAIT`] for it
@@ -248,71 +208,42 @@ impl Worker {
         }
     }
 
-    /// The confirmations waiting to be recorded, as one piece of store work.
-    fn take_deferred(
-        &mut self,
-    ) -> impl FnOnce(&rusqlite::Connection) -> Result<(), store::StoreError> + Send + 'static {
-        let work = std::mem::take(&mut self.deferred);
-        move |c| work.into_iter().try_for_each(|w| w(c))
-    }
-
-    /// The store work that records the waiting confirmations and claims the
-    /// next due rows, with the verdict of the safety checks that need the
-    /// store. Several rows (each the head of its chat, no two for the same
-    /// recipient) only when nothing paces the sends; one otherwise. The
-    /// config and the clock are read when it runs: it may wait for a kick.
+    /// The store work that claims the next due row, with the verdict of
+    /// the safety checks that need the store. The config and the clock are
+    /// read when it runs.
     fn claim(
         &mut self,
     ) -> impl FnOnce(&rusqlite::Connection) -> Result<Batch, store::StoreError> + Send + 'static
     {
         let shared = Arc::clone(&self.shared);
-        let relogin = self.relogin_until.is_some();
-        let breaker = self.breaker.clone();
-        let done = self.take_deferred();
         move |conn| {
-            done(conn)?;
             let now = shared.now().as_millisecond();
             let loaded = shared.loaded();
             let config = &loaded.config;
-            let gap = gap(&breaker, config);
-            let unpaced = !relogin && gap.is_zero() && config.pacing.typing_delay.max.is_zero();
-            let limit = if unpaced { BATCH } else { 1 };
             let window = config.pacing.per_chat.per.as_millis() as i64;
-            let mut claims = Vec::new();
-            let mut recipients = Vec::new();
-            let mut cold_admitted = 0;
-            for row in store::claim_due(conn, now, limit)? {
-                let mut claim = store::Claim::of(conn, row, now, window)?;
-                let row = &claim.row;
-                if let PlannedAction::Send(out) = &row.action {
-                    // Two rows of one batch never go to one recipient:
-                    // the checks below count only what is recorded.
-                    let to = crate::safety::recipient(&out.request);
-                    if to.is_some() && recipients.contains(&to) {
-                        continue;
-                    }
-                    claim.blocked = crate::safety::blocked(
+            let mut claim = None;
+            if let Some(row) = store::claim_due(conn, now, 1)?.pop() {
+                let mut found = store::Claim::of(conn, row, now, window)?;
+                if let PlannedAction::Send(out) = &found.row.action {
+                    found.blocked = crate::safety::blocked(
                         conn,
                         &config.safety,
-                        &row.instance,
-                        &row.rule,
+                        &found.row.instance,
+                        &found.row.rule,
                         out,
                         now,
-                        &mut cold_admitted,
                     )?;
-                    recipients.push(to);
                 }
-                claims.push(claim);
+                claim = Some(found);
             }
-            let more = !claims.is_empty()
-                && (claims.len() == limit || store::more_due(conn, now, claims.len())?);
+            let more = claim.is_some() && store::more_due(conn, now, 1)?;
             let next_due = if more {
                 None
             } else {
                 store::next_due(conn, now)?
             };
             Ok(Batch {
-                claims,
+                claim,
                 more,
                 next_due,
             })
@@ -339,8 +270,7 @@ impl Worker {
         }
     }
 
-    /// Performs one claimed row. Rows of one batch run concurrently, so this
-    /// only reads the worker; [`Worker::settle`] applies the outcome.
+    /// Performs one claimed row; [`Worker::settle`] applies the outcome.
     async fn attempt(&self, claim: &store::Claim) -> Outcome {
         let shared = &self.shared;
         let row = &claim.row;
@@ -469,11 +399,17 @@ impl Worker {
                 metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
                 let row = row.clone();
                 let at = self.shared.now().as_millisecond();
-                self.deferred
-                    .push(Box::new(move |c: &rusqlite::Connection| {
+                let recorded = self
+                    .shared
+                    .store
+                    .call(move |c| {
                         store::mark_sent(c, &row, message_id.as_deref(), at)?;
                         store::meta_set(c, "sending_paused", None)
-                    }));
+                    })
+                    .await;
+                if let Err(err) = recorded {
+                    tracing::error!(error = %err, "cannot record a confirmed send");
+                }
             }
             Outcome::Failed(err) => {
                 self.last_send = Some(Instant::now());

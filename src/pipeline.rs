@@ -33,8 +33,7 @@ pub async fn record_and_process(
 ) -> Result<Vec<(String, &'static str)>, StoreError> {
     let loaded = shared.loaded();
     let now = shared.now();
-    let store = shared.store.clone();
-    shared
+    let (outcomes, planned) = shared
         .store
         .call(move |conn| {
             // Processed right here: recorded as done, so the index of waiting
@@ -66,14 +65,14 @@ pub async fn record_and_process(
                 };
                 outcomes.push((record.kind, outcome));
             }
-            if planned > 0 {
-                // The outbox worker's claim runs in this transaction and
-                // hears back with its commit.
-                store.kick();
-            }
-            Ok(outcomes)
+            Ok((outcomes, planned))
         })
-        .await
+        .await?;
+    if planned > 0 {
+        // Committed: the outbox worker may claim the new rows.
+        shared.wake_dispatcher.notify_one();
+    }
+    Ok(outcomes)
 }
 
 /// What processing a batch did.

@@ -406,9 +406,6 @@ pub fn digest(request: &ApiRequest) -> String {
 }
 
 /// Why a send must not leave now, if it must not. Runs in a store job.
-/// `cold_admitted` counts the first-contact sends already let through in the
-/// same batch (not recorded yet, so the store cannot count them); a
-/// first-contact send this lets through adds one.
 pub fn blocked(
     conn: &Connection,
     safety: &Safety,
@@ -416,7 +413,6 @@ pub fn blocked(
     rule: &str,
     out: &Outgoing,
     now: i64,
-    cold_admitted: &mut i64,
 ) -> Result<Option<String>, StoreError> {
     let (request, allow) = (&out.request, out.allow);
     if rule.starts_with(OWN_PREFIX) {
@@ -447,7 +443,7 @@ pub fn blocked(
             )));
         }
         let day = now - 86_400_000;
-        let sent = store::cold_sends_since(conn, instance, day)? + *cold_admitted;
+        let sent = store::cold_sends_since(conn, instance, day)?;
         if sent >= i64::from(safety.cold_daily_cap) {
             return Ok(Some(format!(
                 "the daily cap of {} first-contact sends is reached (safety.cold_daily_cap)",
@@ -462,9 +458,6 @@ pub fn blocked(
                 "{to} already got {ceiling} messages (safety.per_chat_ceiling)"
             )));
         }
-    }
-    if cold {
-        *cold_admitted += 1;
     }
     Ok(None)
 }
