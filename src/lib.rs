@@ -26,7 +26,6 @@
 //! error instead of panicking.
 
 pub mod api;
-pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -40,4 +39,5 @@ pub mod safety;
 pub mod schedule;
 pub mod secret;
 pub mod store;
+pub mod units;
 pub mod webhook;

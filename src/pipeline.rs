@@ -157,6 +157,7 @@ fn process_event(
 ) -> Result<usize, StoreError> {
     let now_ms = now.as_millisecond();
     let instance = row.instance.as_str();
+    event.learn_phones(|jid| store::phone_of(conn, jid))?;
     match &mut event.kind {
         EventKind::Contacts(contacts) => {
             for c in contacts.iter() {
@@ -217,13 +218,6 @@ fn process_event(
                 return opt_out_keyword(
                     conn, config, instance, row, &m.chat, &number, keyword, now_ms,
                 );
-            }
-            if m.sender_phone.is_none()
-                && jid::kind(&m.sender_jid) == JidKind::Lid
-                && let Some(phone) = store::phone_of(conn, &m.sender_jid)?
-            {
-                m.sender = phone.clone();
-                m.sender_phone = Some(phone);
             }
             if let Some(number) = &m.sender_phone
                 && !m.is_group
@@ -313,10 +307,10 @@ fn opt_out_keyword(
     row: &InboxRow,
     chat: &str,
     number: &str,
-    keyword: crate::safety::Keyword,
+    keyword: crate::config::safety::Keyword,
     now_ms: i64,
 ) -> Result<usize, StoreError> {
-    use crate::safety::Keyword;
+    use crate::config::safety::Keyword;
     let opt = &config.safety.opt_out;
     let (changed, rule, text, note) = match keyword {
         Keyword::Stop => (
@@ -389,7 +383,7 @@ pub fn write_plan(
             PlannedAction::Send(_) | PlannedAction::Http(_) => {
                 if let PlannedAction::Send(out) = action
                     && !out.menu.is_empty()
-                    && let Some(to) = crate::safety::recipient(&out.request)
+                    && let Some(to) = out.request.recipient()
                 {
                     store::set_menu(conn, instance, &to, &out.menu, now_ms)?;
                 }

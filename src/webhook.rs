@@ -61,21 +61,6 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// The de-duplication key of an event in the inbox.
-pub fn event_key(event: &Event) -> String {
-    let nonce = || format!("{:016x}", rand::rng().random::<u64>());
-    match &event.kind {
-        EventKind::Message(m) => format!("msg:{}", m.id),
-        EventKind::Status(s) => format!("status:{}:{}", s.id, s.code),
-        EventKind::Presence(p) => format!("presence:{}:{}:{}", p.participant, p.state, nonce()),
-        EventKind::Contacts(_) => format!("contacts:{}", nonce()),
-        EventKind::Groups(_) => format!("groups:{}", nonce()),
-        EventKind::Call(c) => format!("call:{}:{}", c.id, c.status),
-        EventKind::Hook(h) => format!("hook:{}:{}", h.name, h.id),
-        EventKind::Schedule(f) => format!("fire:{}:{}", f.rule, f.at.as_second()),
-    }
-}
-
 async fn webhook(
     State(shared): State<Arc<Shared>>,
     Path(secret): Path<String>,
@@ -103,7 +88,7 @@ async fn webhook(
             );
         }
     };
-    let normalized = normalize(parsed, &());
+    let normalized = normalize(parsed);
     if normalized.unknown {
         let name = if normalized.event_name.is_empty() {
             "none".to_owned()
@@ -127,7 +112,7 @@ async fn webhook(
                 .unwrap_or_else(|| "default".into());
             let other = configured.as_ref().is_some_and(|c| *c != instance);
             NewEvent {
-                key: event_key(event),
+                key: event.key(),
                 kind: event.kind.trigger().to_owned(),
                 event: serde_json::to_string(event).unwrap_or_default(),
                 status: if other { "ignored" } else { "new" },
@@ -242,7 +227,7 @@ async fn hook(
             .instance_id
             .clone()
             .unwrap_or_else(|| "default".into()),
-        key: event_key(&event),
+        key: event.key(),
         kind: "webhook".into(),
         event: serde_json::to_string(&event).unwrap_or_default(),
         status: "new",

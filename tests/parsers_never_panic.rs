@@ -124,7 +124,7 @@ proptest! {
 
     #[test]
     fn webhook_normalizer_never_panics(body in json_value()) {
-        let _ = waflow::event::normalize(body, &());
+        let _ = waflow::event::normalize(body);
     }
 }
 
@@ -192,6 +192,6 @@ proptest! {
 
     #[test]
     fn opening_hours_never_panic(text in "[a-z0-9:,* -]{0,30}") {
-        let _ = text.parse::<waflow::calendar::OpenLine>();
+        let _ = text.parse::<waflow::units::calendar::OpenLine>();
     }
 }

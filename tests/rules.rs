@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use waflow::calendar::Calendar;
 use waflow::event::{Event, EventKind, Fire, Hook, ShortMessage, normalize};
 use waflow::rules::{
     EvalInput, HttpResult, LoadOptions, MemoryState, MenuOption, PlannedAction, RuleSet, Verdict,
 };
+use waflow::units::calendar::Calendar;
 
 fn options() -> LoadOptions {
     let mut vars = serde_json::Map::new();
@@ -226,7 +226,7 @@ fn protective_defaults_ignore_own_broadcast_and_stale_messages() {
             &std::fs::read_to_string(dir.join(format!("{fixture}.json"))).unwrap(),
         )
         .unwrap();
-        let event = normalize(body, &()).events.remove(0);
+        let event = normalize(body).events.remove(0);
         let eval = rules.evaluate(&event, &input);
         assert_eq!(
             eval.ignored.is_some(),

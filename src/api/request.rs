@@ -229,6 +229,36 @@ pub struct HttpCall {
 }
 
 impl ApiRequest {
+    /// The number or group this request goes to, if it sends a message.
+    pub fn recipient(&self) -> Option<String> {
+        match self {
+            ApiRequest::Send { number, .. } | ApiRequest::SendTemplate { number, .. } => {
+                Some(number.clone())
+            }
+            ApiRequest::SendGroup { group_id, .. } => Some(group_id.clone()),
+            _ => None,
+        }
+    }
+
+    /// A hash of what this request says (not to whom): the same message to
+    /// the same recipient twice has the same digest (repeat suppression).
+    pub fn digest(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let content = match self {
+            ApiRequest::Send { content, .. } | ApiRequest::SendGroup { content, .. } => {
+                match content {
+                    Content::Text { text } => text.trim().to_owned(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
+                }
+            }
+            ApiRequest::SendTemplate { message, .. } => {
+                serde_json::to_string(message).unwrap_or_default()
+            }
+            other => other.endpoint().to_owned(),
+        };
+        hex::encode(&Sha256::digest(content.as_bytes())[..16])
+    }
+
     /// The endpoint's name, as in the API reference (`send_group`).
     pub fn endpoint(&self) -> &'static str {
         match self {
@@ -589,5 +619,23 @@ mod recipient_tests {
         assert!(normalize_group("84987694574-1618740914@g.us").is_ok());
         assert!(normalize_group("84933313000").is_err());
         assert!(normalize_group("@g.us").is_err());
+    }
+
+    #[test]
+    fn digests_ignore_the_recipient() {
+        let a = ApiRequest::Send {
+            number: "1".into(),
+            content: Content::Text { text: "hi".into() },
+        };
+        let b = ApiRequest::Send {
+            number: "2".into(),
+            content: Content::Text { text: "hi".into() },
+        };
+        let c = ApiRequest::Send {
+            number: "1".into(),
+            content: Content::Text { text: "ho".into() },
+        };
+        assert_eq!(a.digest(), b.digest());
+        assert_ne!(a.digest(), c.digest());
     }
 }

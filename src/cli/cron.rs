@@ -39,7 +39,7 @@ pub fn run(cmd: &CronCommand, out: &Output) -> Result<(), CliError> {
     let zone: Zone = args
         .tz
         .parse()
-        .map_err(|e: crate::config::units::UnitError| CliError::Invalid(e.to_string()))?;
+        .map_err(|e: crate::units::UnitError| CliError::Invalid(e.to_string()))?;
     let after: jiff::Timestamp = match &args.after {
         Some(text) => parse_instant(text)?,
         None => jiff::Timestamp::now(),

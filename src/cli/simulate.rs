@@ -152,7 +152,7 @@ fn events(
             .map_err(|e| CliError::Invalid(format!("{}: cannot read: {e}", path.display())))?;
         let body: Value = serde_json::from_str(&text)
             .map_err(|e| CliError::Invalid(format!("{}: not JSON: {e}", path.display())))?;
-        return Ok(normalize(body, &()).events);
+        return Ok(normalize(body).events);
     }
     let kind = match &args.kind {
         Some(k) => Some(

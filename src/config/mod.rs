@@ -7,7 +7,7 @@
 //! I/O and knows nothing of rules beyond where they live.
 
 pub mod diagnostic;
-pub mod units;
+pub mod safety;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::units::{ByteSize, DelayRange, HumanDuration, Rate, Zone};
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use units::{ByteSize, DelayRange, HumanDuration, Rate, Zone};
 
 use crate::secret::Secret;
 
@@ -58,13 +58,14 @@ pub struct Config {
     /// How the outbox retries failed sends.
     pub retry: Retry,
     /// Conversation safety: opt-out, repeat suppression, per-chat ceiling, quiet hours …
-    pub safety: crate::safety::Safety,
+    pub safety: crate::config::safety::Safety,
     /// Named business calendars (`hours:`), for `in_hours('NAME')` and quiet hours.
     pub hours: Calendars,
 }
 
 /// The named calendars of the `hours:` section.
-pub type Calendars = std::sync::Arc<std::collections::BTreeMap<String, crate::calendar::Calendar>>;
+pub type Calendars =
+    std::sync::Arc<std::collections::BTreeMap<String, crate::units::calendar::Calendar>>;
 
 /// How the outbox retries a failed send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,9 +212,9 @@ mod raw {
     pub struct CalendarRaw {
         pub timezone: Option<Zone>,
         #[serde(default)]
-        pub open: Vec<crate::calendar::OpenLine>,
+        pub open: Vec<crate::units::calendar::OpenLine>,
         #[serde(default)]
-        pub holidays: Vec<crate::calendar::Holiday>,
+        pub holidays: Vec<crate::units::calendar::Holiday>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -399,21 +400,21 @@ impl Config {
         );
         let pacing_default = Pacing::default();
         let timezone = raw.timezone.clone().unwrap_or_default();
-        let hours: std::collections::BTreeMap<String, crate::calendar::Calendar> = raw
+        let hours: std::collections::BTreeMap<String, crate::units::calendar::Calendar> = raw
             .hours
             .iter()
             .map(|(name, c)| {
                 let zone = c.timezone.clone().unwrap_or_else(|| timezone.clone());
                 (
                     name.clone(),
-                    crate::calendar::Calendar::new(zone, &c.open, &c.holidays),
+                    crate::units::calendar::Calendar::new(zone, &c.open, &c.holidays),
                 )
             })
             .collect();
         let quiet_hours = match &raw.safety.quiet_hours {
-            None => crate::safety::QuietHours::default_in(&timezone),
+            None => crate::config::safety::QuietHours::default_in(&timezone),
             Some(spanned) => {
-                match crate::safety::QuietHours::parse(&spanned.value, &timezone, &hours) {
+                match crate::config::safety::QuietHours::parse(&spanned.value, &timezone, &hours) {
                     Ok(q) => q,
                     Err((message, hint)) => {
                         let at = &spanned.referenced;
@@ -432,11 +433,13 @@ impl Config {
             }
         };
         let safety = {
-            let d = crate::safety::Safety::default();
+            let d = crate::config::safety::Safety::default();
             let o = raw.safety.opt_out;
             let normalized = |list: Option<Vec<String>>, default: Vec<String>| {
                 list.map_or(default, |l| {
-                    l.iter().map(|k| crate::safety::normalize(k)).collect()
+                    l.iter()
+                        .map(|k| crate::config::safety::normalize(k))
+                        .collect()
                 })
             };
             let ceiling = match raw.safety.per_chat_ceiling.as_deref().map(str::trim) {
@@ -453,8 +456,8 @@ impl Config {
                     }
                 },
             };
-            crate::safety::Safety {
-                opt_out: crate::safety::OptOut {
+            crate::config::safety::Safety {
+                opt_out: crate::config::safety::OptOut {
                     enabled: o.enabled.unwrap_or(d.opt_out.enabled),
                     keywords: normalized(o.keywords, d.opt_out.keywords),
                     confirmation: o.confirmation.unwrap_or(d.opt_out.confirmation),
@@ -474,7 +477,7 @@ impl Config {
                 ban_breaker: {
                     let b = &raw.safety.ban_breaker;
                     let db = d.ban_breaker;
-                    crate::safety::BanBreaker {
+                    crate::config::safety::BanBreaker {
                         enabled: b.enabled.unwrap_or(db.enabled),
                         pause: b.pause.map_or(db.pause, HumanDuration::get),
                         max_pause: b.max_pause.map_or(db.max_pause, HumanDuration::get),
@@ -485,7 +488,7 @@ impl Config {
                 loop_breaker: {
                     let l = &raw.safety.loop_breaker;
                     let dl = d.loop_breaker;
-                    crate::safety::LoopBreaker {
+                    crate::config::safety::LoopBreaker {
                         enabled: l.enabled.unwrap_or(dl.enabled),
                         faster_than: l.faster_than.map_or(dl.faster_than, HumanDuration::get),
                         replies: l.replies.unwrap_or(dl.replies).max(1),

@@ -9,12 +9,14 @@
 use unicode_normalization::UnicodeNormalization;
 
 pub mod jid;
+mod key;
 pub mod normalize;
+mod phones;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use normalize::{Normalized, PhoneBook, normalize};
+pub use normalize::{Normalized, normalize};
 
 /// One thing that happened, ready for the rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

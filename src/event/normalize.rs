@@ -10,8 +10,6 @@
 //! Nothing here fails: an unknown event or an unreadable message is reported
 //! in [`Normalized`] and skipped.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 
 use super::jid::{self, JidKind};
@@ -34,24 +32,6 @@ const WRAPPERS: [&str; 9] = [
 ];
 const MAX_UNWRAP: usize = 5;
 
-/// Phone numbers learned from `contacts.*` events, by JID (`…@lid` → digits).
-pub trait PhoneBook {
-    /// The phone number of `jid`, if known.
-    fn phone_of(&self, jid: &str) -> Option<String>;
-}
-
-impl PhoneBook for () {
-    fn phone_of(&self, _: &str) -> Option<String> {
-        None
-    }
-}
-
-impl PhoneBook for HashMap<String, String> {
-    fn phone_of(&self, jid: &str) -> Option<String> {
-        self.get(jid).cloned()
-    }
-}
-
 /// The outcome of reading one webhook body.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Normalized {
@@ -70,7 +50,7 @@ pub struct Normalized {
 /// Reads one webhook body. Never fails: see [`Normalized`]. Takes the body
 /// because every event keeps it as `raw` (one event, the usual case, takes
 /// it without a copy).
-pub fn normalize(body: Value, book: &dyn PhoneBook) -> Normalized {
+pub fn normalize(body: Value) -> Normalized {
     let mut out = Normalized {
         instance_id: body.get("instance_id").and_then(text_of),
         ..Normalized::default()
@@ -113,13 +93,13 @@ pub fn normalize(body: Value, book: &dyn PhoneBook) -> Normalized {
                 ),
             };
             for item in items {
-                match message(item, delivery, book) {
+                match message(item, delivery) {
                     Ok(m) => push(EventKind::Message(m)),
                     Err(reason) => skipped.push(reason),
                 }
             }
         }
-        "received_message" => match received_message(payload, book) {
+        "received_message" => match received_message(payload) {
             Ok(m) => push(EventKind::Message(m)),
             Err(reason) => skipped.push(reason),
         },
@@ -142,7 +122,7 @@ pub fn normalize(body: Value, book: &dyn PhoneBook) -> Normalized {
                     let participant = jid::normalize(participant);
                     push(EventKind::Presence(Presence {
                         chat: jid::normalize(&chat),
-                        phone: jid::phone(&participant).or_else(|| book.phone_of(&participant)),
+                        phone: jid::phone(&participant),
                         participant,
                         state,
                     }));
@@ -180,8 +160,7 @@ pub fn normalize(body: Value, book: &dyn PhoneBook) -> Normalized {
                         .get("callerPn")
                         .and_then(text_of)
                         .and_then(|p| jid::phone_from_any(&p))
-                        .or_else(|| jid::phone(&from))
-                        .or_else(|| book.phone_of(&from)),
+                        .or_else(|| jid::phone(&from)),
                     from,
                     status: c.get("status").and_then(text_of).unwrap_or_default(),
                     is_video: c.get("isVideo").is_some_and(truthy),
@@ -220,7 +199,7 @@ fn as_items(payload: &Value) -> impl Iterator<Item = &Value> {
 }
 
 /// One Baileys `WebMessageInfo` → a [`Message`], or why it is not one.
-fn message(item: &Value, delivery: Delivery, book: &dyn PhoneBook) -> Result<Message, String> {
+fn message(item: &Value, delivery: Delivery) -> Result<Message, String> {
     let key = item
         .get("key")
         .and_then(Value::as_object)
@@ -272,15 +251,13 @@ fn message(item: &Value, delivery: Delivery, book: &dyn PhoneBook) -> Result<Mes
             ],
         )
     };
-    let sender_phone = jid::phone(&sender_jid)
-        .or_else(|| {
-            phone_fields
-                .into_iter()
-                .flatten()
-                .filter_map(text_of)
-                .find_map(|v| jid::phone_from_any(&v))
-        })
-        .or_else(|| book.phone_of(&sender_jid));
+    let sender_phone = jid::phone(&sender_jid).or_else(|| {
+        phone_fields
+            .into_iter()
+            .flatten()
+            .filter_map(text_of)
+            .find_map(|v| jid::phone_from_any(&v))
+    });
     let sender_name = item
         .get("pushName")
         .and_then(text_of)
@@ -317,7 +294,7 @@ fn message(item: &Value, delivery: Delivery, book: &dyn PhoneBook) -> Result<Mes
 }
 
 /// The `received_message` envelope's message, mapped onto the Baileys shape.
-fn received_message(payload: &Value, book: &dyn PhoneBook) -> Result<Message, String> {
+fn received_message(payload: &Value) -> Result<Message, String> {
     let key = payload
         .get("message_key")
         .ok_or("a received_message without message_key")?;
@@ -350,7 +327,7 @@ fn received_message(payload: &Value, book: &dyn PhoneBook) -> Result<Message, St
     {
         item["messageTimestamp"] = ts.clone();
     }
-    let mut m = message(&item, Delivery::Notify, book)?;
+    let mut m = message(&item, Delivery::Notify)?;
     if m.sender_phone.is_none()
         && let Some(phone) = payload
             .get("from_contact")

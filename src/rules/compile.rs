@@ -349,12 +349,12 @@ impl Compiler<'_> {
     fn name(&mut self, name: &Sp<String>) {
         if name.value.is_empty() {
             self.error_at(name, "a rule's name must not be empty");
-        } else if name.value.starts_with(crate::safety::OWN_PREFIX) {
+        } else if name.value.starts_with(crate::config::safety::OWN_PREFIX) {
             self.error_at(
                 name,
                 format!(
                     "rule names starting with `{}` are reserved for waflow's own messages",
-                    crate::safety::OWN_PREFIX
+                    crate::config::safety::OWN_PREFIX
                 ),
             );
         } else if let Some((file, line)) = self.names.get(&name.value).cloned() {

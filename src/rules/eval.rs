@@ -28,9 +28,9 @@ use crate::api::{
     ApiRequest, Button, Content, Interactive, LegacyTemplate, ListMessage, ListRow, ListSection,
     TemplateMessage, normalize_group, normalize_number,
 };
-use crate::config::units::format_duration;
 use crate::event::jid::{self, JidKind};
 use crate::event::{Event, EventKind, Message, ReplyTarget};
+use crate::units::format_duration;
 
 /// What evaluation needs besides the event.
 pub struct EvalInput<'a> {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::{ApiRequest, Button, Content, TemplateMessage};
-use crate::config::units::format_duration;
+use crate::units::format_duration;
 
 /// One action, rendered and ready to perform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -245,7 +245,7 @@ fn case_events(case: &TestCase, folder: &Path, now: jiff::Timestamp) -> Result<V
             .map_err(|e| format!("cannot read payload {}: {e}", path.display()))?;
         let body: Value = serde_json::from_str(&text)
             .map_err(|e| format!("payload {} is not JSON: {e}", path.display()))?;
-        let mut events = normalize(body, &()).events;
+        let mut events = normalize(body).events;
         for e in &mut events {
             e.instance_id = Some(TEST_INSTANCE.into());
         }

@@ -197,7 +197,7 @@ async fn fire(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
             .instance_id
             .clone()
             .unwrap_or_else(|| "default".into()),
-        key: crate::webhook::event_key(&event),
+        key: event.key(),
         kind: "schedule".into(),
         event: serde_json::to_string(&event).unwrap_or_default(),
         status: "new",

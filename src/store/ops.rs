@@ -335,10 +335,7 @@ pub fn mark_sent(
     .execute(params![row.id, message_id, now, row.attempts])?;
     if let Some(id) = message_id {
         let (recipient, digest) = match &row.action {
-            PlannedAction::Send(out) => (
-                crate::safety::recipient(&out.request),
-                Some(crate::safety::digest(&out.request)),
-            ),
+            PlannedAction::Send(out) => (out.request.recipient(), Some(out.request.digest())),
             _ => (None, None),
         };
         conn.prepare_cached(

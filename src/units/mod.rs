@@ -1,8 +1,12 @@
-//! The small value types of the config file: durations, rates, sizes and
-//! delay ranges, each parsed once from its YAML text into a typed value.
+//! The small value types everything else is measured in: durations, rates,
+//! sizes, delay ranges and zones, each parsed once from its text into a
+//! typed value, and business calendars ([`calendar`]). The bottom layer:
+//! imports nothing of the crate.
 //!
 //! Every type here implements `Deserialize` by parsing a string, so a bad
 //! value is reported by the YAML reader at its own line and column.
+
+pub mod calendar;
 
 use std::fmt;
 use std::str::FromStr;

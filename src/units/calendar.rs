@@ -13,8 +13,8 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 
-use crate::config::Zone;
-use crate::config::units::UnitError;
+use super::UnitError;
+use super::Zone;
 
 /// Minutes after midnight; 1440 is the end of the day.
 type Minute = u16;
@@ -113,7 +113,7 @@ impl FromStr for OpenLine {
     }
 }
 
-crate::config::units::deserialize_from_str!(OpenLine, Holiday);
+crate::units::deserialize_from_str!(OpenLine, Holiday);
 
 fn weekday(name: &str) -> Option<usize> {
     let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
