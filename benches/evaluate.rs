@@ -48,7 +48,7 @@ fn evaluate(bencher: divan::Bencher, n: usize) {
             memory: &memory,
             ignore_older_than: Some(Duration::from_secs(600)),
         };
-        let evaluation = set.evaluate(divan::black_box(&event), &input);
+        let evaluation = set.evaluate(divan::black_box(&event), &input).unwrap();
         assert_eq!(evaluation.plans.len(), 2);
         evaluation
     });

@@ -34,6 +34,8 @@ pub const BAN_BREAKER_OPEN: &str = "waflow_ban_breaker_open";
 pub const BAN_BREAKER_TRIPS: &str = "waflow_ban_breaker_trips_total";
 /// The next fire time of each schedule rule (Unix seconds), by `rule`.
 pub const SCHEDULE_NEXT: &str = "waflow_schedule_next_fire_timestamp_seconds";
+/// Counter: store writes on the send path that failed, by `op` (what was being recorded).
+pub const STORE_ERRORS: &str = "waflow_store_errors_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

@@ -324,7 +324,7 @@ async fn signed_hook_calls_send_and_unsigned_ones_do_not() {
         .post(d.url("/hooks/shop"))
         .header(
             "X-Waflow-Signature",
-            waflow::webhook::sign("not-the-secret", body.as_bytes()),
+            waflow::server::sign("not-the-secret", body.as_bytes()),
         )
         .body(body.clone())
         .send()

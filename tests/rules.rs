@@ -70,7 +70,7 @@ fn plan_with(rules: &RuleSet, event: &Event, memory: &MemoryState) -> Vec<Value>
         memory,
         ignore_older_than: Some(Duration::from_secs(600)),
     };
-    let eval = rules.evaluate(event, &input);
+    let eval = rules.evaluate(event, &input).unwrap();
     eval.plans
         .iter()
         .flat_map(|p| {
@@ -227,7 +227,7 @@ fn protective_defaults_ignore_own_broadcast_and_stale_messages() {
         )
         .unwrap();
         let event = normalize(body).events.remove(0);
-        let eval = rules.evaluate(&event, &input);
+        let eval = rules.evaluate(&event, &input).unwrap();
         assert_eq!(
             eval.ignored.is_some(),
             expect_ignored,
@@ -333,7 +333,7 @@ fn stop_cooldown_and_conditions() {
         memory: &memory,
         ignore_older_than: None,
     };
-    let (_, verdicts) = rules.explain(&msg("hi"), &input);
+    let (_, verdicts) = rules.explain(&msg("hi"), &input).unwrap();
     let Verdict::NotMatched(reason) = &verdicts[0].1 else {
         panic!("{verdicts:?}")
     };
@@ -481,7 +481,7 @@ fn http_results_feed_the_actions_after_it() {
         ignore_older_than: None,
     };
     let event = msg("order 42");
-    let eval = rules.evaluate(&event, &input);
+    let eval = rules.evaluate(&event, &input).unwrap();
     let plan = &eval.plans[0];
     assert_eq!(
         plan.actions[0].display()["http"]["url"],
@@ -495,6 +495,7 @@ fn http_results_feed_the_actions_after_it() {
     };
     let rest = rules
         .continue_plan(&event, &input, plan.rule_index, 1, &result)
+        .unwrap()
         .unwrap();
     assert_eq!(
         rest.actions[0].display(),
@@ -538,10 +539,10 @@ fn loading_a_folder_reads_yaml_files_in_name_order() {
     )
     .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not rules").unwrap();
-    let rules = RuleSet::load(dir.path(), &options()).unwrap();
+    let rules = waflow::rulefiles::load(dir.path(), &options()).unwrap();
     let names: Vec<&str> = rules.rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
-    let err = RuleSet::load(&dir.path().join("missing"), &options()).unwrap_err();
+    let err = waflow::rulefiles::load(&dir.path().join("missing"), &options()).unwrap_err();
     assert!(err.to_string().contains("the rules path does not exist"));
 }
 
@@ -591,7 +592,7 @@ fn in_hours_reads_the_config_calendars_and_unknown_names_are_errors() {
             memory: &memory,
             ignore_older_than: None,
         };
-        let e = rules.evaluate(&msg("hi"), &input);
+        let e = rules.evaluate(&msg("hi"), &input).unwrap();
         e.plans.iter().map(|p| p.rule.clone()).collect::<Vec<_>>()
     };
     // Monday 10:00 Berlin, Monday 19:00 Berlin, Christmas (a Friday) 10:00.
@@ -688,7 +689,7 @@ fn fallback_auto_keeps_the_interactive_message_with_the_menu_in_reserve() {
         memory: &memory,
         ignore_older_than: None,
     };
-    let eval = rules.evaluate(&msg("menu"), &input);
+    let eval = rules.evaluate(&msg("menu"), &input).unwrap();
     let PlannedAction::Send(out) = &eval.plans[0].actions[0] else {
         panic!("not a send");
     };

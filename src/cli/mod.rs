@@ -179,7 +179,8 @@ pub fn load_config(cli: &Cli) -> Result<Config, CliError> {
 /// The rules the config points at.
 pub fn load_rules(config: &Config) -> Result<RuleSet, CliError> {
     let options = LoadOptions::from_config(config);
-    RuleSet::load(&config.rules, &options).map_err(|d| CliError::Config(ConfigError::Invalid(d)))
+    crate::rulefiles::load(&config.rules, &options)
+        .map_err(|d| CliError::Config(ConfigError::Invalid(d)))
 }
 
 /// The API client of the loaded config.

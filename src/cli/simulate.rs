@@ -84,7 +84,9 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
             memory: &memory,
             ignore_older_than: Some(config.ignore_older_than),
         };
-        let (ignored, verdicts) = rules.explain(event, &input);
+        let (ignored, verdicts) = rules
+            .explain(event, &input)
+            .map_err(|e| CliError::Invalid(e.to_string()))?;
         text.push_str(&format!("event: {}\n", describe(event)));
         if let Some(reason) = &ignored {
             text.push_str(&format!("  ignored: {reason}\n"));

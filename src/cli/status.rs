@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::{Cli, CliError, Output};
 use crate::config::StoreLocation;
-use crate::store::{self, open_reader};
+use crate::store::{self, Direct};
 
-fn reader(config: &crate::config::Config) -> Result<rusqlite::Connection, CliError> {
+fn reader(config: &crate::config::Config) -> Result<Direct, CliError> {
     let StoreLocation::File(path) = &config.store else {
         return Err(CliError::Invalid(
             "the store is in memory (store: \":memory:\"): nothing to read".into(),
@@ -20,14 +20,15 @@ fn reader(config: &crate::config::Config) -> Result<rusqlite::Connection, CliErr
             path.display()
         )));
     }
-    open_reader(path).map_err(|e| CliError::Invalid(e.to_string()))
+    Direct::open(path).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
 /// `waflow status`.
 pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
     let config = super::load_config(cli)?;
-    let conn = reader(&config)?;
-    let report = store::status_report(&conn, store::now_ms())
+    let store = reader(&config)?;
+    let report = store
+        .run(|tx| tx.status_report(crate::units::now_ms()))
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let mut text = format!(
         "instance:      {}\nmode:          {}\nsending:       {}\nevents:        {} received, {} waiting\noutbox:        {} waiting, {} sent, {} dead letters, {} blocked, {} dry-run\n",
@@ -50,7 +51,10 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
     if !report.paused_chats.is_empty() {
         text.push_str("human takeover:\n");
         for (chat, until) in &report.paused_chats {
-            text.push_str(&format!("  {chat} until {}\n", store::ms_text(*until)));
+            text.push_str(&format!(
+                "  {chat} until {}\n",
+                crate::units::ms_text(*until)
+            ));
         }
     }
     let schedules = next_fires(&config, &report.schedules);
@@ -59,7 +63,7 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
         for (rule, zone, last, next) in &schedules {
             text.push_str(&format!(
                 "  {rule} ({zone}): last {}, next {}\n",
-                last.map_or_else(|| "never".to_owned(), store::ms_text),
+                last.map_or_else(|| "never".to_owned(), crate::units::ms_text),
                 next.as_deref().unwrap_or("never")
             ));
         }
@@ -69,7 +73,7 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
         for (id, rule, error, at) in &report.last_errors {
             text.push_str(&format!(
                 "  #{id} {rule} ({}): {error}\n",
-                store::ms_text(*at)
+                crate::units::ms_text(*at)
             ));
         }
     }
@@ -143,8 +147,8 @@ pub enum OutboxCommand {
 
 /// Runs one outbox subcommand.
 pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliError> {
-    let conn = reader(&super::load_config(cli)?)?;
-    let now = store::now_ms();
+    let store = reader(&super::load_config(cli)?)?;
+    let now = crate::units::now_ms();
     let err = |e: store::StoreError| CliError::Invalid(e.to_string());
     match cmd {
         OutboxCommand::List {
@@ -159,7 +163,9 @@ pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliErr
             if *pending {
                 states.extend(["pending", "inflight"]);
             }
-            let rows = store::list_outbox(&conn, &states, *limit).map_err(err)?;
+            let rows = store
+                .run(|tx| tx.list_outbox(&states, *limit))
+                .map_err(err)?;
             let mut text = String::new();
             for r in &rows {
                 text.push_str(&format!(
@@ -181,8 +187,9 @@ pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliErr
             out.success(text.trim_end(), json!({ "rows": rows }));
         }
         OutboxCommand::Retry { id, all_dead } => {
-            let n =
-                store::retry_outbox(&conn, if *all_dead { None } else { *id }, now).map_err(err)?;
+            let n = store
+                .run(|tx| tx.retry_outbox(if *all_dead { None } else { *id }, now))
+                .map_err(err)?;
             if n == 0 {
                 return Err(CliError::Invalid(
                     "nothing to retry: no such dead or blocked row".into(),
@@ -194,7 +201,7 @@ pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliErr
             );
         }
         OutboxCommand::Drop { id } => {
-            let n = store::drop_outbox(&conn, *id, now).map_err(err)?;
+            let n = store.run(|tx| tx.drop_outbox(*id, now)).map_err(err)?;
             if n == 0 {
                 return Err(CliError::Invalid(format!(
                     "#{id}: no such waiting or dead row"
@@ -226,7 +233,7 @@ pub enum OptoutCommand {
 /// Runs one opt-out subcommand.
 pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliError> {
     let config = super::load_config(cli)?;
-    let conn = reader(&config)?;
+    let store = reader(&config)?;
     let instance = config
         .api
         .instance_id
@@ -237,12 +244,14 @@ pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliErr
         |n: &str| crate::api::normalize_number(n).map_err(|e| CliError::Invalid(e.to_string()));
     match cmd {
         OptoutCommand::List => {
-            let rows = store::opt_outs(&conn).map_err(err)?;
+            let rows = store.run(|tx| tx.opt_outs()).map_err(err)?;
             let text = if rows.is_empty() {
                 "(nobody opted out)".to_owned()
             } else {
                 rows.iter()
-                    .map(|(i, n, since)| format!("{n}  since {}  ({i})", store::ms_text(*since)))
+                    .map(|(i, n, since)| {
+                        format!("{n}  since {}  ({i})", crate::units::ms_text(*since))
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             };
@@ -254,7 +263,9 @@ pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliErr
         }
         OptoutCommand::Add { number: n } => {
             let n = number(n)?;
-            let added = store::opt_out(&conn, &instance, &n, store::now_ms()).map_err(err)?;
+            let added = store
+                .run(|tx| tx.opt_out(&instance, &n, crate::units::now_ms()))
+                .map_err(err)?;
             out.success(
                 &if added {
                     format!("{n} opted out")
@@ -266,7 +277,7 @@ pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliErr
         }
         OptoutCommand::Remove { number: n } => {
             let n = number(n)?;
-            let removed = store::opt_in(&conn, &instance, &n).map_err(err)?;
+            let removed = store.run(|tx| tx.opt_in(&instance, &n)).map_err(err)?;
             out.success(
                 &if removed {
                     format!("{n} removed from the opt-out list")

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Cli, CliError, Output};
 use crate::config::Config;
-use crate::rules::testing::run_file;
+use crate::ruletest::run_file;
 
 /// Arguments of `waflow test`.
 #[derive(Debug, Args)]

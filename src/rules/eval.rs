@@ -19,7 +19,7 @@ use super::plan::{
     ActionFailure, Allowances, HttpCall, MenuOption, Outgoing, PlannedAction, RulePlan,
 };
 use super::raw::ChatScope;
-use super::state::Memory;
+use super::state::{Memory, MemoryError, Recorder};
 use super::{
     Action, ButtonKind, ButtonsSpec, Fallback, JsonTemplate, ListSpec, Rule, RuleSet, SendSpec,
     Text, Trigger,
@@ -41,6 +41,20 @@ pub struct EvalInput<'a> {
     /// Message events older than this are not acted on (`ignore_older_than`).
     pub ignore_older_than: Option<Duration>,
 }
+
+impl<'a> EvalInput<'a> {
+    /// The same input, reading the past through `memory`.
+    fn with_memory<'b>(&self, memory: &'b dyn Memory) -> EvalInput<'b> {
+        EvalInput {
+            now: self.now,
+            memory,
+            ignore_older_than: self.ignore_older_than,
+        }
+    }
+}
+
+/// Why an event is ignored as a whole, if it is, and every rule's verdict (`simulate`).
+pub type Explained = (Option<String>, Vec<(String, Verdict)>);
 
 /// The result of evaluating one event.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,8 +88,15 @@ pub struct HttpResult {
 }
 
 impl RuleSet {
-    /// Evaluates `event`: the plans of every matching rule, in order, until a `stop`.
-    pub fn evaluate(&self, event: &Event, input: &EvalInput) -> Evaluation {
+    /// Evaluates `event`: the plans of every matching rule, in order, until
+    /// a `stop`. Fails only when a read of the past failed.
+    pub fn evaluate(&self, event: &Event, input: &EvalInput) -> Result<Evaluation, MemoryError> {
+        let recorder = Recorder::new(input.memory);
+        let evaluation = self.evaluate_with(event, &input.with_memory(&recorder));
+        recorder.finish(evaluation)
+    }
+
+    fn evaluate_with(&self, event: &Event, input: &EvalInput) -> Evaluation {
         if let Some(reason) = ignore_reason(event, input) {
             return Evaluation {
                 ignored: Some(reason),
@@ -101,11 +122,13 @@ impl RuleSet {
 
     /// Every rule's verdict on `event`, for `simulate`. Slower than [`RuleSet::evaluate`]:
     /// it checks all rules of the event's trigger, to say why each did not match.
-    pub fn explain(
-        &self,
-        event: &Event,
-        input: &EvalInput,
-    ) -> (Option<String>, Vec<(String, Verdict)>) {
+    pub fn explain(&self, event: &Event, input: &EvalInput) -> Result<Explained, MemoryError> {
+        let recorder = Recorder::new(input.memory);
+        let explained = self.explain_with(event, &input.with_memory(&recorder));
+        recorder.finish(explained)
+    }
+
+    fn explain_with(&self, event: &Event, input: &EvalInput) -> Explained {
         if let Some(reason) = ignore_reason(event, input) {
             return (Some(reason), Vec::new());
         }
@@ -137,6 +160,20 @@ impl RuleSet {
     /// Plans the actions of `rule_index` from `from_action` on, after an `http`
     /// action answered with `http`. The daemon calls this to go on with a rule.
     pub fn continue_plan(
+        &self,
+        event: &Event,
+        input: &EvalInput,
+        rule_index: usize,
+        from_action: usize,
+        http: &HttpResult,
+    ) -> Result<Option<RulePlan>, MemoryError> {
+        let recorder = Recorder::new(input.memory);
+        let input = input.with_memory(&recorder);
+        let plan = self.continue_with(event, &input, rule_index, from_action, http);
+        recorder.finish(plan)
+    }
+
+    fn continue_with(
         &self,
         event: &Event,
         input: &EvalInput,
@@ -261,7 +298,11 @@ impl RuleSet {
                     }
                 }
                 if !f.state.is_empty() {
-                    let state = input.memory.state(instance(event), &m.chat);
+                    // Reads go through a `Recorder`: a failure is kept there, not lost.
+                    let state = input
+                        .memory
+                        .state(instance(event), &m.chat)
+                        .unwrap_or_default();
                     for (key, want) in &f.state {
                         if !state_holds(state.get(key), want) {
                             return Err(format!(
@@ -304,7 +345,7 @@ impl RuleSet {
             }
         }
         if let (Some(cooldown), Some(chat)) = (rule.cooldown, chat_of(event))
-            && let Some(last) = input.memory.last_fired(instance(event), &rule.name, &chat)
+            && let Ok(Some(last)) = input.memory.last_fired(instance(event), &rule.name, &chat)
         {
             let since =
                 Duration::try_from(input.now.duration_since(last)).unwrap_or(Duration::ZERO);
@@ -756,7 +797,11 @@ fn choice_of(rules: &RuleSet, event: &Event, input: &EvalInput) -> Option<String
         return None;
     }
     let (ReplyTarget::Number(to) | ReplyTarget::Group(to)) = m.reply_target();
-    let (menu, at) = input.memory.last_menu(instance(event), &to)?;
+    let (menu, at) = input
+        .memory
+        .last_menu(instance(event), &to)
+        .ok()
+        .flatten()?;
     if input.now.as_second() - at.as_second() > MENU_LIFETIME {
         return None;
     }
@@ -838,7 +883,7 @@ pub fn chat_of(event: &Event) -> Option<String> {
 
 fn state_of(event: &Event, input: &EvalInput) -> BTreeMap<String, Value> {
     chat_of(event)
-        .map(|chat| input.memory.state(instance(event), &chat))
+        .and_then(|chat| input.memory.state(instance(event), &chat).ok())
         .unwrap_or_default()
 }
 

@@ -1,8 +1,8 @@
 //! The rules: loaded from YAML, compiled once, evaluated purely.
 //!
-//! [`RuleSet::load`] reads a file or a folder, reports every problem with
-//! `FILE:LINE:COL` and a hint, and compiles regexes, templates, conditions
-//! and cron expressions. A [`RuleSet`] is immutable; a reload builds a new
+//! [`RuleSet::compile`] takes the texts of rule files (read by
+//! [`crate::rulefiles`]), reports every problem with `FILE:LINE:COL` and a
+//! hint, and compiles regexes, templates, conditions and cron expressions. A [`RuleSet`] is immutable; a reload builds a new
 //! one and swaps it in. [`RuleSet::evaluate`] takes an event and returns the
 //! planned actions — it performs no I/O, knows no async runtime, and reads
 //! the past only through [`Memory`].
@@ -14,7 +14,6 @@ pub mod plan;
 pub mod prefilter;
 pub mod raw;
 pub mod state;
-pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -28,13 +27,13 @@ use crate::event::MessageType;
 use crate::schedule::Cron;
 use crate::secret::Secret;
 
-pub use eval::{EvalInput, Evaluation, HttpResult, Verdict, chat_of};
+pub use eval::{EvalInput, Evaluation, Explained, HttpResult, Verdict, chat_of};
 pub use expr::{Templates, Text};
 pub use plan::{
     ActionFailure, Allowances, HttpCall, MenuOption, Outgoing, PlannedAction, RulePlan,
 };
 pub use raw::{ChatScope, Fallback};
-pub use state::{Memory, MemoryState};
+pub use state::{LastMenu, Memory, MemoryError, MemoryState};
 
 /// What loading needs besides the files.
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,6 @@
 
 pub mod cron;
 pub mod next;
-pub mod runner;
 
 pub use cron::{Cron, CronError};
 pub use next::{next_after, next_n};

@@ -1,43 +1,35 @@
-//! The SQLite store: inbox, outbox, dead letters, per-chat state, cooldowns,
-//! human-takeover pauses, schedule bookkeeping. The only module with SQL.
+//! The store: inbox, outbox, the ledger of sends, per-chat memory,
+//! schedule bookkeeping — SQLite (bundled, WAL, `synchronous=FULL`). The
+//! only module with SQL.
 //!
-//! One thread owns the writing connection. Callers send it jobs; it runs
-//! every job that is waiting in one transaction and commits once (group
-//! commit), so durability costs one fsync per batch, not per request, and a
-//! caller's future resolves only after its job is committed. Each job runs
-//! in a savepoint: one failing job does not undo the others of its batch.
-//! When lone requests come steadily (closer than 2 ms), a commit holding one
-//! waits for the next so that two share it.
-//! Jobs that need no durability of their own (reads, and the outbox's
-//! records of confirmed sends, see [`Store::call_lazy`]) resolve as soon as
-//! they ran and ride along with the next commit, so the outbox does not add
-//! an fsync per send. A job can also be parked until another job kicks it
-//! ([`Store::park`]): the outbox worker's claim then runs in the transaction
-//! of the webhook that planned the rows. WAL mode lets `waflow status` read
-//! while the daemon writes.
+//! The rest of the program sees a [`Store`] handle and, inside
+//! [`Store::call`], a typed transaction [`Tx`] whose methods are the
+//! operations of one table group each ([`inbox`], [`outbox`], [`ledger`],
+//! [`chat`], [`meta`], [`status`]). One thread owns the writing connection
+//! ([`writer`]): callers send it jobs; it commits every waiting job in one
+//! transaction and a job's future resolves after that commit. No caller
+//! knows which database is behind `Tx`.
 
-pub mod ops;
+pub mod chat;
+pub mod inbox;
+pub mod ledger;
+pub mod meta;
+pub mod outbox;
+mod schema;
+pub mod status;
+mod tx;
+mod writer;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
 
-use rusqlite::Connection;
-
-pub use ops::*;
+pub use inbox::{InboxRow, NewEvent};
+pub use outbox::{Claim, NewOutbox, OutboxRow};
+pub use schema::{Direct, SCHEMA_VERSION};
+pub use status::StatusReport;
+pub use tx::Tx;
 
 use crate::config::StoreLocation;
-
-/// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
-/// Jobs committed together at most.
-const MAX_BATCH: usize = 512;
-/// The longest a transaction holding only lazy jobs stays open before it is
-/// committed anyway (see [`Store::call_lazy`]).
-const LAZY_COMMIT: Duration = Duration::from_millis(20);
-/// Lone requests that come closer together than this share commits: the
-/// writer waits for the next (up to its expected gap) before committing.
-const COMMIT_WAIT: Duration = Duration::from_millis(2);
+use writer::Job;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -56,76 +48,18 @@ pub enum StoreError {
         /// The version found.
         found: i64,
     },
+    /// A read of a chat's past failed while rules were evaluated.
+    #[error("store: {0}")]
+    Memory(#[from] crate::rules::MemoryError),
     /// A stored value could not be read back.
     #[error("store: unreadable row: {0}")]
     Corrupt(String),
-}
-
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-
-/// A unit of store work, run by the writer thread.
-struct Job {
-    /// Needs no commit of its own: resolves once it ran, or with the commit
-    /// of its batch when that holds durable work it may have read.
-    lazy: bool,
-    /// Runs the work and returns how to tell the caller its outcome.
-    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
 }
 
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
-    parking: Arc<Mutex<Parking>>,
-}
-
-/// The job left with the writer by [`Store::park`], and whether a kick
-/// came while none was parked.
-#[derive(Default)]
-struct Parking {
-    job: Option<Job>,
-    kicked: bool,
-}
-
-impl Parking {
-    /// The parked job, if a kick calls for it.
-    fn take_kicked(&mut self) -> Option<Job> {
-        if self.kicked && self.job.is_some() {
-            self.kicked = false;
-            self.job.take()
-        } else {
-            None
-        }
-    }
-}
-
-/// A job parked with [`Store::park`]: resolves once it ran.
-pub struct Parked<R> {
-    store: Store,
-    reply: tokio::sync::oneshot::Receiver<Result<R, StoreError>>,
-}
-
-impl<R> Parked<R> {
-    /// Waits for a kick to run the job (cancel-safe).
-    pub async fn kicked(&mut self) -> Result<R, StoreError> {
-        (&mut self.reply).await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Runs the job now if no kick has taken it yet, and waits for it.
-    pub async fn now(mut self) -> Result<R, StoreError> {
-        let job = lock(&self.store.parking).job.take();
-        if let Some(job) = job {
-            self.store.send(job)?;
-        }
-        self.kicked().await
-    }
-}
-
-fn lock(parking: &Mutex<Parking>) -> std::sync::MutexGuard<'_, Parking> {
-    // The lock guards two plain fields; a panic elsewhere cannot leave them torn.
-    parking
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl std::fmt::Debug for Store {
@@ -137,40 +71,33 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (and creates or migrates) the store and starts its writer thread.
     pub fn open(location: &StoreLocation) -> Result<Store, StoreError> {
-        let conn = open_connection(location)?;
+        let conn = schema::open_connection(location)?;
         let (tx, rx) = mpsc::channel::<Job>();
-        let parking = Arc::new(Mutex::new(Parking::default()));
         std::thread::Builder::new()
             .name("waflow-store".into())
-            .spawn({
-                let parking = Arc::clone(&parking);
-                move || writer(conn, rx, &parking)
-            })
+            .spawn(move || writer::writer(conn, rx))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
-        Ok(Store { jobs: tx, parking })
+        Ok(Store { jobs: tx })
     }
 
     /// Runs `f` in the writer's transaction; resolves once it is committed.
     pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
     {
         self.submit(false, f).await
     }
 
     /// Runs `f` in the writer's transaction and resolves as soon as it ran
     /// (or, when its batch holds jobs that wait for a commit, once that
-    /// commit is done, since `f` may have read their work): its writes are
-    /// committed with the next job that needs a commit, or within
-    /// [`LAZY_COMMIT`]. For reads, and for writes whose loss in a
-    /// crash only repeats work that is safe to repeat (a confirmed send not
-    /// yet recorded is sent once more after a crash, as it would be if the
-    /// crash came a moment earlier).
+    /// commit is done, since `f` may have read their work). For reads: what
+    /// `f` writes is committed only with the next job that waits for a
+    /// commit, or within the writer's lazy-commit bound.
     pub async fn call_lazy<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
     {
         self.submit(true, f).await
     }
@@ -178,48 +105,11 @@ impl Store {
     async fn submit<R, F>(&self, lazy: bool, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
     {
-        let (job, reply) = job(lazy, f);
-        self.send(job)?;
+        let (job, reply) = writer::job(lazy, f);
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
         reply.await.map_err(|_| StoreError::Closed)?
-    }
-
-    fn send(&self, job: Job) -> Result<(), StoreError> {
-        self.jobs.send(job).map_err(|_| StoreError::Closed)
-    }
-
-    /// Leaves `f` with the writer until a job [kicks](Store::kick) it: it
-    /// then runs in that job's transaction and resolves after its commit, so
-    /// a worker waiting for new work gets it with the commit that made it,
-    /// without a round trip of its own. If a kick came since the last parked
-    /// job ran, `f` runs at once. [`Parked::now`] runs it without a kick
-    /// (lazily, like [`Store::call_lazy`]). One job is parked at a time.
-    pub fn park<R, F>(&self, f: F) -> Parked<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        let (job, reply) = job(true, f);
-        let mut parking = lock(&self.parking);
-        if std::mem::take(&mut parking.kicked) {
-            drop(parking);
-            // A closed store drops the job, and the reply says `Closed`.
-            let _ = self.send(job);
-        } else {
-            parking.job = Some(job);
-        }
-        Parked {
-            store: self.clone(),
-            reply,
-        }
-    }
-
-    /// Says that the current job made work for the parked job: the writer
-    /// runs that after the jobs of this batch. Called from inside a job; a
-    /// kick while nothing is parked is kept for the next [`Store::park`].
-    pub fn kick(&self) {
-        lock(&self.parking).kicked = true;
     }
 
     /// Waits until every job sent before this call is committed.
@@ -228,263 +118,16 @@ impl Store {
     }
 }
 
-/// Opens a connection for reading next to a running daemon (`waflow status`).
-pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    check_version(&conn)?;
-    Ok(conn)
-}
-
-fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
-    let conn = match location {
-        StoreLocation::Memory => Connection::open_in_memory()?,
-        StoreLocation::File(path) => {
-            if let Some(dir) = path.parent()
-                && !dir.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
-            Connection::open(path)?
-        }
-    };
-    conn.busy_timeout(Duration::from_secs(5))?;
-    // WAL: readers do not block the writer. FULL: a commit is on disk when it returns.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    migrate(&conn)?;
-    // Every statement of a busy event stays prepared (the default of 16 is
-    // smaller than one event's set, and re-parsing SQL showed in profiles).
-    conn.set_prepared_statement_cache_capacity(256);
-    Ok(conn)
-}
-
-/// Runs one fixed control statement (`SAVEPOINT`, `COMMIT` …) from the
-/// statement cache instead of parsing it again.
-pub(crate) fn control(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached(sql)?.execute([])?;
-    Ok(())
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`], one version at a time.
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version = check_version(conn)?;
-    if version < 1 {
-        conn.execute_batch(&format!(
-            "BEGIN;\n{}\nPRAGMA user_version = 1;\nCOMMIT;",
-            include_str!("schema.sql")
-        ))?;
-    }
-    if version < 2 {
-        conn.execute_batch(&format!(
-            "BEGIN;\n{}\nPRAGMA user_version = 2;\nCOMMIT;",
-            include_str!("v2.sql")
-        ))?;
-    }
-    Ok(())
-}
-
-fn check_version(conn: &Connection) -> Result<i64, StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::TooNew { found: version });
-    }
-    Ok(version)
-}
-
-fn savepoint<R>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
-) -> Result<R, StoreError> {
-    control(conn, "SAVEPOINT job")?;
-    match f(conn) {
-        Ok(value) => {
-            control(conn, "RELEASE job")?;
-            Ok(value)
-        }
-        Err(err) => {
-            let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
-            Err(err)
-        }
-    }
-}
-
-/// Wraps `f` as a job for the writer and the receiver of its outcome.
-fn job<R, F>(lazy: bool, f: F) -> (Job, tokio::sync::oneshot::Receiver<Result<R, StoreError>>)
-where
-    R: Send + 'static,
-    F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let run = Box::new(move |conn: &Connection| {
-        let result = savepoint(conn, f);
-        Box::new(move |commit: Result<(), String>| {
-            let outcome = match (result, commit) {
-                (Ok(value), Ok(())) => Ok(value),
-                (Err(e), _) => Err(e),
-                (Ok(_), Err(e)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-            };
-            let _ = tx.send(outcome);
-        }) as Reply
-    });
-    (Job { lazy, run }, rx)
-}
-
-/// The writer: takes every waiting job, runs them in one transaction, commits
-/// once. A transaction that holds only lazy jobs stays open for the next
-/// jobs, up to [`LAZY_COMMIT`].
-fn writer(conn: Connection, rx: mpsc::Receiver<Job>, parking: &Mutex<Parking>) {
-    // While a transaction is open: when it must be committed at the latest.
-    let mut open: Option<Instant> = None;
-    let mut pace = Arrivals::default();
-    loop {
-        let first = match open {
-            None => match rx.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            },
-            Some(deadline) => {
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(job) => job,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        commit(&conn, Vec::new());
-                        open = None;
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        if open.is_none() {
-            if let Err(err) = control(&conn, "BEGIN IMMEDIATE") {
-                let err = err.to_string();
-                tracing::error!(error = %err, "store: cannot begin a transaction");
-                // The jobs are dropped unrun: their callers get `Closed`.
-                continue;
-            }
-            open = Some(Instant::now() + LAZY_COMMIT);
-        }
-        let received = Instant::now();
-        let mut ran = Ran::default();
-        for job in batch {
-            pace.received(received, !job.lazy);
-            ran.run(job, &conn);
-        }
-        // A steady stream of lone requests: the next one shares this commit.
-        if let Some(deadline) = pace.lone(received, ran.waiting.len()) {
-            while let Ok(job) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                let durable = !job.lazy;
-                pace.received(Instant::now(), durable);
-                ran.run(job, &conn);
-                if durable {
-                    break;
-                }
-            }
-        }
-        // A kicked parked job sees this batch's uncommitted work: it must
-        // hear back only after the commit.
-        let kicked = lock(parking).take_kicked();
-        if let Some(job) = kicked {
-            ran.waiting.push((job.run)(&conn));
-        }
-        let Ran { lazy, mut waiting } = ran;
-        if waiting.is_empty() {
-            for reply in lazy {
-                reply(Ok(()));
-            }
-        } else {
-            // Lazy jobs of this batch may have read its durable work too.
-            waiting.extend(lazy);
-            commit(&conn, waiting);
-            open = None;
-        }
-    }
-    if open.is_some() {
-        commit(&conn, Vec::new());
-    }
-}
-
-/// The replies of the jobs run in this batch, until the commit.
-#[derive(Default)]
-struct Ran {
-    lazy: Vec<Reply>,
-    waiting: Vec<Reply>,
-}
-
-impl Ran {
-    fn run(&mut self, job: Job, conn: &Connection) {
-        let reply = (job.run)(conn);
-        if job.lazy {
-            self.lazy.push(reply);
-        } else {
-            self.waiting.push(reply);
-        }
-    }
-}
-
-/// The spacing of the durable jobs the writer receives.
-#[derive(Default)]
-struct Arrivals {
-    /// When the last one came.
-    last: Option<Instant>,
-    /// The gap before it.
-    gap: Option<Duration>,
-}
-
-impl Arrivals {
-    fn received(&mut self, at: Instant, durable: bool) {
-        if durable {
-            self.gap = self.last.map(|last| at.saturating_duration_since(last));
-            self.last = Some(at);
-        }
-    }
-
-    /// Until when a batch that holds one durable job, received at `at`,
-    /// waits for the next before committing: only while they come
-    /// steadily, closer together than [`COMMIT_WAIT`], and for at most
-    /// twice the last gap (arrivals jitter; a shorter wait missed the next
-    /// one a third of the time at 1,000 events/s).
-    fn lone(&self, at: Instant, durable: usize) -> Option<Instant> {
-        if durable != 1 {
-            return None;
-        }
-        let gap = self.gap.filter(|gap| *gap < COMMIT_WAIT)?;
-        Some(at + (gap * 2).min(COMMIT_WAIT))
-    }
-}
-
-/// Commits the open transaction and tells the waiting callers how it went.
-fn commit(conn: &Connection, waiting: Vec<Reply>) {
-    let committed = control(conn, "COMMIT").map_err(|e| e.to_string());
-    if let Err(err) = &committed {
-        // Lazy jobs of this transaction are lost: their work is done again.
-        tracing::error!(error = %err, "store: commit failed");
-        let _ = control(conn, "ROLLBACK");
-    }
-    for reply in waiting {
-        reply(committed.clone());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
+    use std::time::{Duration, Instant};
+
+    use rusqlite::Connection;
+
+    use super::schema::open_connection;
+    use super::tx::control;
     use super::*;
 
     fn temp_db(name: &str) -> PathBuf {
@@ -557,7 +200,7 @@ mod tests {
     fn the_claim_uses_the_partial_indexes() {
         let conn = open_connection(&StoreLocation::Memory).unwrap();
         let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", ops::claim_sql(1)))
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", outbox::claim_sql(1)))
             .unwrap()
             .query_map([1], |r| r.get::<_, String>(3))
             .unwrap()
@@ -576,21 +219,22 @@ mod tests {
         let conn = open_connection(&StoreLocation::File(path)).unwrap();
         for now in 0..20 {
             control(&conn, "BEGIN IMMEDIATE").unwrap();
-            savepoint(&conn, |c| {
-                for limit in [1, 16] {
-                    ops::claim_due(c, now, limit)?;
-                }
-                ops::more_due(c, now, 1)?;
-                ops::next_due(c, now)
-            })
-            .unwrap();
+            Tx::new(&conn)
+                .savepoint(|c| {
+                    for limit in [1, 16] {
+                        c.claim_due(now, limit)?;
+                    }
+                    c.more_due(now, 1)?;
+                    c.next_due(now)
+                })
+                .unwrap();
             control(&conn, "COMMIT").unwrap();
         }
         let queries = [
-            ops::claim_sql(1),
-            ops::claim_sql(16),
-            ops::MORE_DUE_SQL.to_owned(),
-            ops::NEXT_DUE_SQL.to_owned(),
+            outbox::claim_sql(1),
+            outbox::claim_sql(16),
+            outbox::MORE_DUE_SQL.to_owned(),
+            outbox::NEXT_DUE_SQL.to_owned(),
         ];
         for sql in queries {
             let statement = conn.prepare_cached(&sql).unwrap();
@@ -617,103 +261,35 @@ mod tests {
             )
             .unwrap();
         }
-        assert!(ops::claim_due(&conn, 500, 16).unwrap().is_empty());
-        assert_eq!(ops::next_due(&conn, 500).unwrap(), Some(1_000));
-        assert!(ops::more_due(&conn, 500, 0).unwrap());
-    }
-
-    #[test]
-    fn only_a_steady_stream_of_lone_requests_waits_to_share_a_commit() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut pace = Arrivals::default();
-        pace.received(t0, true);
-        // One request so far: nothing tells when the next comes.
-        assert_eq!(pace.lone(t0, 1), None);
-        // Lazy work does not count as a request.
-        pace.received(t0 + ms(1), false);
-        assert_eq!(pace.lone(t0 + ms(1), 1), None);
-        // One every millisecond: wait up to twice the gap (arrivals jitter).
-        pace.received(t0 + ms(1), true);
-        assert_eq!(pace.lone(t0 + ms(1), 1), Some(t0 + ms(3)));
-        // Several requests in the batch already share the commit.
-        assert_eq!(pace.lone(t0 + ms(1), 2), None);
-        // Requests further apart than COMMIT_WAIT: commit at once.
-        pace.received(t0 + ms(1) + COMMIT_WAIT, true);
-        assert_eq!(pace.lone(t0 + ms(1) + COMMIT_WAIT, 1), None);
-    }
-
-    #[tokio::test]
-    async fn a_parked_job_runs_with_the_commit_of_the_job_that_kicks_it() {
-        let path = temp_db("park");
-        let store = Store::open(&StoreLocation::File(path.clone())).unwrap();
-        let reader = open_reader(&path).unwrap();
-        // Parked: it does not run until a job kicks it.
-        let mut parked = store.park(|c| meta_get(c, "planned"));
-        store
-            .call(|c| meta_set(c, "other", Some("1")))
-            .await
-            .unwrap();
-        let waited = tokio::time::timeout(Duration::from_millis(100), parked.kicked()).await;
-        assert!(waited.is_err(), "ran without a kick");
-        // A kicking job: the parked job sees its work, and hears back only
-        // once that work is committed.
-        let kicker = store.clone();
-        store
-            .call(move |c| {
-                meta_set(c, "planned", Some("yes"))?;
-                kicker.kick();
-                Ok(())
-            })
-            .await
-            .unwrap();
-        let seen = parked.kicked().await.unwrap();
-        assert_eq!(seen.as_deref(), Some("yes"));
-        assert_eq!(
-            meta_get(&reader, "planned").unwrap().as_deref(),
-            Some("yes")
-        );
-        // No kick: `now` runs it anyway.
-        let parked = store.park(|c| meta_get(c, "other"));
-        assert_eq!(parked.now().await.unwrap().as_deref(), Some("1"));
-        // A kick while nothing was parked is kept for the next park.
-        let kicker = store.clone();
-        store
-            .call(move |_| {
-                kicker.kick();
-                Ok(())
-            })
-            .await
-            .unwrap();
-        let mut parked = store.park(|c| meta_get(c, "other"));
-        let ran = tokio::time::timeout(Duration::from_secs(10), parked.kicked()).await;
-        assert_eq!(ran.unwrap().unwrap().as_deref(), Some("1"));
+        assert!(Tx::new(&conn).claim_due(500, 16).unwrap().is_empty());
+        assert_eq!(Tx::new(&conn).next_due(500).unwrap(), Some(1_000));
+        assert!(Tx::new(&conn).more_due(500, 0).unwrap());
     }
 
     #[tokio::test]
     async fn lazy_work_is_committed_with_the_next_commit_and_at_shutdown() {
         let path = temp_db("lazy");
         let store = Store::open(&StoreLocation::File(path.clone())).unwrap();
-        let reader = open_reader(&path).unwrap();
-        let read = |key: &str| meta_get(&reader, key).unwrap();
+        let reader = Direct::open(&path).unwrap();
+        let read = |key: &str| reader.run(|tx| tx.meta_get(key)).unwrap();
         // Lazy work is visible to the next job at once, committed or not.
         store
-            .call_lazy(|c| meta_set(c, "a", Some("1")))
+            .call_lazy(|c| c.meta_set("a", Some("1")))
             .await
             .unwrap();
-        let seen = store.call_lazy(|c| meta_get(c, "a")).await.unwrap();
+        let seen = store.call_lazy(|c| c.meta_get("a")).await.unwrap();
         assert_eq!(seen.as_deref(), Some("1"));
         // A job that waits for its commit commits the lazy work before it.
         store
-            .call_lazy(|c| meta_set(c, "b", Some("2")))
+            .call_lazy(|c| c.meta_set("b", Some("2")))
             .await
             .unwrap();
-        store.call(|c| meta_set(c, "c", Some("3"))).await.unwrap();
+        store.call(|c| c.meta_set("c", Some("3"))).await.unwrap();
         assert_eq!(read("b").as_deref(), Some("2"));
         assert_eq!(read("c").as_deref(), Some("3"));
         // Lazy work left when the store is dropped is committed, not lost.
         store
-            .call_lazy(|c| meta_set(c, "d", Some("4")))
+            .call_lazy(|c| c.meta_set("d", Some("4")))
             .await
             .unwrap();
         drop(store);

@@ -277,6 +277,18 @@ pub(crate) use deserialize_from_str;
 
 deserialize_from_str!(HumanDuration, Rate, ByteSize, DelayRange, Zone);
 
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A store time (Unix milliseconds) as readable UTC, for notes and logs.
+pub fn ms_text(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

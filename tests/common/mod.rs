@@ -256,7 +256,7 @@ pub async fn post_hook(d: &Daemon, hook: &str, body: &str) -> u16 {
         .post(d.url(&format!("/hooks/{hook}")))
         .header(
             "X-Waflow-Signature",
-            waflow::webhook::sign(HOOK_SECRET, body.as_bytes()),
+            waflow::server::sign(HOOK_SECRET, body.as_bytes()),
         )
         .body(body.to_owned())
         .send()

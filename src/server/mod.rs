@@ -20,11 +20,11 @@ use rand::Rng;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::daemon::Shared;
 use crate::event::{Event, EventKind, Hook, normalize};
 use crate::rules::Trigger;
+use crate::runtime::Shared;
 use crate::secret::Secret;
-use crate::store::{self, NewEvent};
+use crate::store::NewEvent;
 
 /// The header a hook caller signs its body in: `sha256=<hex HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "x-waflow-signature";
@@ -292,7 +292,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let store_ok = shared.store.flush().await.is_ok();
     let paused = shared
         .store
-        .call(|c| store::meta_get(c, "sending_paused"))
+        .call(|c| c.meta_get("sending_paused"))
         .await
         .ok()
         .flatten();

@@ -15,11 +15,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use super::next_after;
-use crate::daemon::Shared;
 use crate::event::{Event, EventKind, Fire};
 use crate::rules::{Rule, Trigger};
-use crate::store::{self, NewEvent};
+use crate::runtime::Shared;
+use crate::schedule::next_after;
+use crate::store::NewEvent;
 
 /// The longest single wait: time is re-read at least this often.
 const RECHECK: Duration = Duration::from_secs(30);
@@ -35,7 +35,7 @@ struct Tracked {
     next: Option<Timestamp>,
 }
 
-fn identity(rule: &Rule, cron: &super::Cron) -> String {
+fn identity(rule: &Rule, cron: &crate::schedule::Cron) -> String {
     format!("{} | {}", cron.source, rule.zone.name)
 }
 
@@ -123,7 +123,7 @@ async fn start(shared: &Shared, rule: &Rule, id: &str, now: Timestamp) -> Tracke
     let (name, key) = (rule.name.clone(), id.to_owned());
     let last = shared
         .store
-        .call(move |c| store::last_fire(c, &name, &key))
+        .call(move |c| c.last_fire(&name, &key))
         .await
         .ok()
         .flatten()
@@ -174,7 +174,7 @@ async fn record_skip(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
     let ms = at.as_millisecond();
     if let Err(err) = shared
         .store
-        .call(move |c| store::set_last_fire(c, &rule, &id, ms))
+        .call(move |c| c.set_last_fire(&rule, &id, ms))
         .await
     {
         tracing::error!(error = %err, "cannot record a schedule's progress");
@@ -206,7 +206,7 @@ async fn fire(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
     let (rule_name, key, ms) = (rule.to_owned(), id.to_owned(), at.as_millisecond());
     let outcome =
         crate::pipeline::record_and_process(shared, vec![record], vec![event], move |c| {
-            store::set_last_fire(c, &rule_name, &key, ms)
+            c.set_last_fire(&rule_name, &key, ms)
         })
         .await;
     match outcome {

@@ -11,16 +11,13 @@
 //! sends' echoes are recognized, and LID senders get the phone number
 //! learned from contacts events.
 
-use std::time::Duration;
-
-use rusqlite::Connection;
-
 use crate::config::Config;
-use crate::daemon::Shared;
 use crate::event::jid::{self, JidKind};
 use crate::event::{Delivery, Event, EventKind};
+use crate::outbox::plan::write_plan;
 use crate::rules::{EvalInput, PlannedAction, RulePlan, RuleSet};
-use crate::store::{self, InboxRow, NewEvent, NewOutbox, StoreError, StoreMemory};
+use crate::runtime::Shared;
+use crate::store::{InboxRow, NewEvent, StoreError, Tx};
 
 /// Records events and, in the same transaction, runs the rules on the new
 /// ones; `also` joins the same transaction (a schedule's bookkeeping).
@@ -29,21 +26,21 @@ pub async fn record_and_process(
     shared: &Shared,
     records: Vec<NewEvent>,
     events: Vec<Event>,
-    also: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    also: impl FnOnce(&Tx) -> Result<(), StoreError> + Send + 'static,
 ) -> Result<Vec<(String, &'static str)>, StoreError> {
     let loaded = shared.loaded();
     let now = shared.now();
     let (outcomes, planned) = shared
         .store
-        .call(move |conn| {
+        .call(move |tx| {
             // Processed right here: recorded as done, so the index of waiting
             // events is not touched (`process_recorded` puts a failure back to new).
             let mut records = records;
             for r in records.iter_mut().filter(|r| r.status == "new") {
                 r.status = "done";
             }
-            let ids = store::record_events(conn, &records, now.as_millisecond())?;
-            also(conn)?;
+            let ids = tx.record_events(&records, now.as_millisecond())?;
+            also(tx)?;
             let mut outcomes = Vec::with_capacity(ids.len());
             let mut planned = 0;
             for ((record, event), id) in records.into_iter().zip(events).zip(ids) {
@@ -51,7 +48,7 @@ pub async fn record_and_process(
                     (None, _) => "duplicate",
                     (Some(_), "ignored") => "other_instance",
                     (Some(id), _) => {
-                        let row = store::InboxRow {
+                        let row = InboxRow {
                             id,
                             instance: record.instance,
                             key: record.key,
@@ -59,7 +56,7 @@ pub async fn record_and_process(
                             received_at: now.as_millisecond(),
                         };
                         planned +=
-                            process_recorded(conn, &loaded.config, &loaded.rules, now, &row, event);
+                            process_recorded(tx, &loaded.config, &loaded.rules, now, &row, event)?;
                         "accepted"
                     }
                 };
@@ -86,32 +83,32 @@ pub struct Processed {
 
 /// Processes up to `limit` waiting events.
 pub fn process_batch(
-    conn: &Connection,
+    tx: &Tx,
     config: &Config,
     rules: &RuleSet,
     now: jiff::Timestamp,
     limit: usize,
 ) -> Result<Processed, StoreError> {
     let mut done = Processed::default();
-    for row in store::new_inbox(conn, limit)? {
-        done.planned += process_one(conn, config, rules, now, &row)?;
+    for row in tx.new_inbox(limit)? {
+        done.planned += process_one(tx, config, rules, now, &row)?;
         done.events += 1;
     }
     Ok(done)
 }
 
 fn process_one(
-    conn: &Connection,
+    tx: &Tx,
     config: &Config,
     rules: &RuleSet,
     now: jiff::Timestamp,
     row: &InboxRow,
 ) -> Result<usize, StoreError> {
     match serde_json::from_str(&row.event) {
-        Ok(event) => process_event(conn, config, rules, now, row, event),
+        Ok(event) => process_event(tx, config, rules, now, row, event),
         Err(err) => {
             let note = format!("unreadable event: {err}");
-            store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
+            tx.finish_inbox(row.id, "ignored", Some(&note))?;
             Ok(0)
         }
     }
@@ -121,34 +118,27 @@ fn process_one(
 /// its record. Should processing fail, only its own work is undone: the
 /// event is put back to `new` and the processor takes it up again.
 pub fn process_recorded(
-    conn: &Connection,
+    tx: &Tx,
     config: &Config,
     rules: &RuleSet,
     now: jiff::Timestamp,
     row: &InboxRow,
     event: Event,
-) -> usize {
-    if store::control(conn, "SAVEPOINT process").is_err() {
-        let _ = store::finish_inbox(conn, row.id, "new", None);
-        return 0;
-    }
-    match process_event(conn, config, rules, now, row, event) {
-        Ok(planned) => {
-            let _ = store::control(conn, "RELEASE process");
-            planned
-        }
+) -> Result<usize, StoreError> {
+    // The event was recorded as done: should processing fail, it goes back
+    // to `new` and the processor takes it up again.
+    match tx.savepoint(|tx| process_event(tx, config, rules, now, row, event)) {
+        Ok(planned) => Ok(planned),
         Err(err) => {
-            let _ = store::control(conn, "ROLLBACK TO process")
-                .and_then(|()| store::control(conn, "RELEASE process"));
-            let _ = store::finish_inbox(conn, row.id, "new", None);
             tracing::warn!(error = %err, "cannot process an event now; it stays queued");
-            0
+            tx.finish_inbox(row.id, "new", None)?;
+            Ok(0)
         }
     }
 }
 
 fn process_event(
-    conn: &Connection,
+    tx: &Tx,
     config: &Config,
     rules: &RuleSet,
     now: jiff::Timestamp,
@@ -157,26 +147,20 @@ fn process_event(
 ) -> Result<usize, StoreError> {
     let now_ms = now.as_millisecond();
     let instance = row.instance.as_str();
-    event.learn_phones(|jid| store::phone_of(conn, jid))?;
+    event.learn_phones(|jid| tx.phone_of(jid))?;
     match &mut event.kind {
         EventKind::Contacts(contacts) => {
             for c in contacts.iter() {
-                store::upsert_contact(conn, &c.id, c.phone.as_deref(), c.name.as_deref(), now_ms)?;
+                tx.upsert_contact(&c.id, c.phone.as_deref(), c.name.as_deref(), now_ms)?;
                 if let Some(lid) = &c.lid {
-                    store::upsert_contact(
-                        conn,
-                        lid,
-                        c.phone.as_deref(),
-                        c.name.as_deref(),
-                        now_ms,
-                    )?;
+                    tx.upsert_contact(lid, c.phone.as_deref(), c.name.as_deref(), now_ms)?;
                 }
             }
-            store::finish_inbox(conn, row.id, "done", Some("contacts learned"))?;
+            tx.finish_inbox(row.id, "done", Some("contacts learned"))?;
             return Ok(0);
         }
         EventKind::Message(m) if m.from_me => {
-            let note = if store::is_own_send(conn, &m.id)? {
+            let note = if tx.is_own_send(&m.id)? {
                 "the echo of our own send".to_owned()
             } else if m.delivery == Delivery::Notify
                 && matches!(
@@ -185,23 +169,17 @@ fn process_event(
                 )
             {
                 let until = now_ms + config.human_pause.as_millis() as i64;
-                store::pause_chat(
-                    conn,
-                    instance,
-                    &m.chat,
-                    until,
-                    "a person took over this chat",
-                )?;
+                tx.pause_chat(instance, &m.chat, until, "a person took over this chat")?;
                 metrics::counter!(crate::metrics::HUMAN_TAKEOVERS).increment(1);
                 tracing::info!(chat = %m.chat, minutes = config.human_pause.as_secs() / 60, "a person wrote from the phone: the bot is paused in this chat");
                 format!(
                     "typed on the phone: the bot is paused in this chat until {}",
-                    store::ms_text(until)
+                    crate::units::ms_text(until)
                 )
             } else {
                 "sent by this number".to_owned()
             };
-            store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
+            tx.finish_inbox(row.id, "ignored", Some(&note))?;
             return Ok(0);
         }
         EventKind::Message(m) => {
@@ -216,22 +194,22 @@ fn process_event(
                     .clone()
                     .unwrap_or_else(|| m.sender_jid.clone());
                 return opt_out_keyword(
-                    conn, config, instance, row, &m.chat, &number, keyword, now_ms,
+                    tx, config, instance, row, &m.chat, &number, keyword, now_ms,
                 );
             }
             if let Some(number) = &m.sender_phone
                 && !m.is_group
             {
-                store::saw_number(conn, instance, number, now_ms)?;
+                tx.saw_number(instance, number, now_ms)?;
             }
-            if let Some((until, reason)) = store::pause_of(conn, instance, &m.chat, now_ms)? {
-                let note = format!("{reason} until {}", store::ms_text(until));
-                store::finish_inbox(conn, row.id, "ignored", Some(&note))?;
+            if let Some((until, reason)) = tx.pause_of(instance, &m.chat, now_ms)? {
+                let note = format!("{reason} until {}", crate::units::ms_text(until));
+                tx.finish_inbox(row.id, "ignored", Some(&note))?;
                 return Ok(0);
             }
             if !m.is_group
-                && let Some(until) = crate::safety::loop_check(
-                    conn,
+                && let Some(until) = crate::guard::loop_check(
+                    tx,
                     &config.safety.loop_breaker,
                     instance,
                     &m.chat,
@@ -240,13 +218,8 @@ fn process_event(
                 )?
             {
                 metrics::counter!(crate::metrics::LOOPS_BROKEN).increment(1);
-                tracing::warn!(chat = %m.chat, until = %store::ms_text(until), "this chat answers like a bot: automation muted here (safety.loop_breaker)");
-                store::finish_inbox(
-                    conn,
-                    row.id,
-                    "ignored",
-                    Some("the loop breaker muted this chat"),
-                )?;
+                tracing::warn!(chat = %m.chat, until = %crate::units::ms_text(until), "this chat answers like a bot: automation muted here (safety.loop_breaker)");
+                tx.finish_inbox(row.id, "ignored", Some("the loop breaker muted this chat"))?;
                 return Ok(0);
             }
         }
@@ -257,15 +230,14 @@ fn process_event(
         EventKind::Schedule(fire) => fire.at,
         _ => now,
     };
-    let memory = StoreMemory { conn };
     let input = EvalInput {
         now,
-        memory: &memory,
+        memory: tx,
         ignore_older_than: Some(config.ignore_older_than),
     };
-    let evaluation = rules.evaluate(&event, &input);
+    let evaluation = rules.evaluate(&event, &input)?;
     if let Some(reason) = evaluation.ignored {
-        store::finish_inbox(conn, row.id, "ignored", Some(&reason))?;
+        tx.finish_inbox(row.id, "ignored", Some(&reason))?;
         return Ok(0);
     }
     let mut planned = 0;
@@ -276,10 +248,10 @@ fn process_event(
         if let (Some(chat), Some(rule)) = (&plan.chat, rules.rules.get(plan.rule_index))
             && rule.cooldown.is_some()
         {
-            store::fired(conn, instance, &plan.rule, chat, now_ms)?;
+            tx.fired(instance, &plan.rule, chat, now_ms)?;
         }
         planned += write_plan(
-            conn,
+            tx,
             config,
             instance,
             &row.key,
@@ -294,14 +266,14 @@ fn process_event(
     } else {
         format!("matched: {}", matched.join(", "))
     };
-    store::finish_inbox(conn, row.id, "done", Some(&note))?;
+    tx.finish_inbox(row.id, "done", Some(&note))?;
     Ok(planned)
 }
 
 /// Answers an opt-out or resume keyword: updates the list, confirms once.
 #[allow(clippy::too_many_arguments)]
 fn opt_out_keyword(
-    conn: &Connection,
+    tx: &Tx,
     config: &Config,
     instance: &str,
     row: &InboxRow,
@@ -314,13 +286,13 @@ fn opt_out_keyword(
     let opt = &config.safety.opt_out;
     let (changed, rule, text, note) = match keyword {
         Keyword::Stop => (
-            store::opt_out(conn, instance, number, now_ms)?,
+            tx.opt_out(instance, number, now_ms)?,
             "waflow:opt-out",
             &opt.confirmation,
             "opt-out keyword: the number is on the opt-out list",
         ),
         Keyword::Start => (
-            store::opt_in(conn, instance, number)?,
+            tx.opt_in(instance, number)?,
             "waflow:opt-in",
             &opt.resume_confirmation,
             "resume keyword: the number is off the opt-out list",
@@ -348,7 +320,7 @@ fn opt_out_keyword(
             failed: None,
         };
         planned = write_plan(
-            conn,
+            tx,
             config,
             instance,
             &row.key,
@@ -358,85 +330,6 @@ fn opt_out_keyword(
             now_ms,
         )?;
     }
-    store::finish_inbox(conn, row.id, "done", Some(note))?;
+    tx.finish_inbox(row.id, "done", Some(note))?;
     Ok(planned)
-}
-
-/// Writes a rule's planned actions: sends and http calls to the outbox,
-/// state changes to the store, delays into the due times of later rows.
-#[allow(clippy::too_many_arguments)]
-pub fn write_plan(
-    conn: &Connection,
-    config: &Config,
-    instance: &str,
-    event_key: &str,
-    inbox_id: Option<i64>,
-    plan: &RulePlan,
-    first_index: usize,
-    now_ms: i64,
-) -> Result<usize, StoreError> {
-    let mut delay = Duration::ZERO;
-    let mut written = 0;
-    for (offset, action) in plan.actions.iter().enumerate() {
-        let index = first_index + offset;
-        match action {
-            PlannedAction::Send(_) | PlannedAction::Http(_) => {
-                if let PlannedAction::Send(out) = action
-                    && !out.menu.is_empty()
-                    && let Some(to) = out.request.recipient()
-                {
-                    store::set_menu(conn, instance, &to, &out.menu, now_ms)?;
-                }
-                let state = if config.dry_run { "dry_run" } else { "pending" };
-                let row = NewOutbox {
-                    instance: instance.to_owned(),
-                    idem_key: format!("{event_key}/{}/{index}", plan.rule),
-                    inbox_id,
-                    rule: plan.rule.clone(),
-                    action_index: index,
-                    chat: plan.chat.clone(),
-                    action: action.clone(),
-                    next_at: now_ms + delay.as_millis() as i64,
-                    state,
-                };
-                if store::insert_outbox(conn, &row, now_ms)? {
-                    written += 1;
-                    if config.dry_run {
-                        metrics::counter!(crate::metrics::ACTIONS, "kind" => kind(action), "outcome" => "dry_run").increment(1);
-                        tracing::info!(rule = %plan.rule, action = %action.display(), "dry-run: recorded, not sent");
-                    }
-                }
-            }
-            PlannedAction::Set { values } => {
-                if let Some(chat) = &plan.chat {
-                    store::set_state(conn, instance, chat, values)?;
-                }
-            }
-            PlannedAction::Clear { keys } => {
-                if let Some(chat) = &plan.chat {
-                    store::clear_state(conn, instance, chat, keys)?;
-                }
-            }
-            PlannedAction::Delay { millis } => delay += Duration::from_millis(*millis),
-            PlannedAction::Log { text } => tracing::info!(rule = %plan.rule, "{text}"),
-        }
-    }
-    if let Some(failure) = &plan.failed {
-        metrics::counter!(crate::metrics::ACTIONS, "kind" => "template", "outcome" => "failed")
-            .increment(1);
-        tracing::warn!(rule = %plan.rule, action = failure.action + 1, error = %failure.message, "an action could not be planned; the rule stops there");
-    }
-    Ok(written)
-}
-
-/// The metric label of an action.
-pub fn kind(action: &PlannedAction) -> &'static str {
-    match action {
-        PlannedAction::Send(out) => out.request.endpoint(),
-        PlannedAction::Http(_) => "http",
-        PlannedAction::Set { .. } => "set",
-        PlannedAction::Clear { .. } => "clear",
-        PlannedAction::Delay { .. } => "delay",
-        PlannedAction::Log { .. } => "log",
-    }
 }

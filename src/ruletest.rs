@@ -1,4 +1,6 @@
-//! Rule unit tests (`waflow test`): given an event, expect these planned actions.
+//! Rule unit tests (`waflow test`): given an event, expect these planned
+//! actions. Reads the test files and the payload files they name; the
+//! rules it runs stay pure.
 //!
 //! A test file names the rules it tests and a list of cases, each an event in
 //! short form (or a webhook payload file, a hook call, a schedule firing),
@@ -13,12 +15,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::raw::Sp;
-use super::state::MemoryState;
-use super::{EvalInput, LoadOptions, MenuOption, PlannedAction, RuleSet};
 use crate::config::diagnostic::from_yaml;
 use crate::config::{Config, Diagnostic, Diagnostics, Zone};
 use crate::event::{Event, EventKind, Fire, Hook, ReplyTarget, ShortMessage, normalize};
+use crate::rules::raw::Sp;
+use crate::rules::{EvalInput, LoadOptions, MemoryState, MenuOption, PlannedAction, RuleSet};
 
 /// The instance id of test events.
 const TEST_INSTANCE: &str = "test";
@@ -146,7 +147,7 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
         env,
         calendars: config.map(|c| c.hours.clone()).unwrap_or_default(),
     };
-    let rules = RuleSet::load(&rules_path, &options)?;
+    let rules = crate::rulefiles::load(&rules_path, &options)?;
     let default_now = file.now.as_deref().unwrap_or(DEFAULT_NOW);
     let mut results = Vec::new();
     for case in &file.tests {
@@ -177,7 +178,7 @@ fn run_case(
     let mut matched = Vec::new();
     let mut targets = Vec::new();
     for event in &events {
-        if let Some(chat) = super::chat_of(event) {
+        if let Some(chat) = crate::rules::chat_of(event) {
             memory.set(TEST_INSTANCE, &chat, &case.state);
         }
         if let (false, EventKind::Message(m)) = (case.menu.is_empty(), &event.kind) {
@@ -189,7 +190,7 @@ fn run_case(
             memory: &memory,
             ignore_older_than: None,
         };
-        let evaluation = rules.evaluate(event, &input);
+        let evaluation = rules.evaluate(event, &input).map_err(|e| e.to_string())?;
         for plan in evaluation.plans {
             matched.push(plan.rule.clone());
             actual.extend(plan.actions.iter().map(PlannedAction::display));

@@ -1,0 +1,125 @@
+//! `waflow run`: wiring the daemon together and keeping it running.
+//!
+//! Tasks, each owned by this module and stopped through one
+//! `CancellationToken`: the HTTP listener ([`crate::webhook`]), the
+//! processor (inbox → rules → outbox, [`crate::pipeline`]), the outbox
+//! worker ([`crate::dispatch`]), the reloader (SIGHUP, and file changes seen
+//! by polling the files' size and modification time), and
+//! the systemd watchdog. Config and rules are swapped as one [`Loaded`]
+//! value on reload; a broken new version is rejected and the old one keeps
+//! running.
+
+mod processor;
+mod reload;
+pub mod scheduler;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{Loaded, Shared};
+use crate::store::Store;
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()> {
+    let loaded = Loaded::load(&config_path, force_dry_run).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let config = loaded.config.clone();
+    crate::metrics::install();
+    if let Some(reason) = config.dry_run_reason() {
+        tracing::warn!(
+            "DRY-RUN: {reason}. Every planned send is recorded and logged; nothing is sent."
+        );
+    }
+    let store = Store::open(&config.store).context("cannot open the store")?;
+    let now = crate::units::now_ms();
+    let resumed = store.call(move |c| c.reset_inflight(now)).await?;
+    if resumed > 0 {
+        tracing::warn!(
+            count = resumed,
+            "resuming sends that were in flight when the daemon stopped"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        %address,
+        rules = loaded.rules.rules.len(),
+        config = %config_path.display(),
+        "listening; webhook at http://{address}/webhook/<secret>"
+    );
+    if config.server.webhook_secret.is_none() {
+        tracing::warn!(
+            "server.webhook_secret is not set: every POST /webhook/... is refused with 404"
+        );
+    }
+    let shared = Arc::new(Shared::new(store, loaded));
+    let cancel = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let app = crate::server::router(shared.clone(), config.server.max_body as usize);
+    let stop = cancel.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the HTTP listener failed");
+        }
+    });
+    tasks.spawn(processor::run(shared.clone(), cancel.clone()));
+    tasks.spawn(crate::outbox::run(shared.clone(), cancel.clone()));
+    tasks.spawn(crate::daemon::scheduler::run(
+        shared.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(reload::run(
+        shared.clone(),
+        config_path.clone(),
+        force_dry_run,
+        cancel.clone(),
+    ));
+    tasks.spawn(watchdog(cancel.clone()));
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing the work in flight");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    shared.store.flush().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Pings the systemd watchdog at half its interval, when it is enabled.
+async fn watchdog(cancel: CancellationToken) {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let every = (interval / 2).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    }
+}

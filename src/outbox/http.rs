@@ -1,0 +1,126 @@
+//! `http` actions: the call to another system, then the rest of its rule
+//! planned with the answer (`{{ http.status }}`, `{{ http.json }}`).
+
+use super::plan::write_plan;
+use super::retry::failed;
+use super::store_failed;
+use crate::api::ApiError;
+use crate::rules::{EvalInput, HttpCall, HttpResult};
+use crate::runtime::{Loaded, Shared};
+use crate::store::{OutboxRow, StoreError, Tx};
+
+/// Performs an `http` action, then plans the rest of its rule with the answer.
+pub(super) async fn perform_http(
+    shared: &Shared,
+    client: &reqwest::Client,
+    row: &OutboxRow,
+    call: &HttpCall,
+) {
+    let loaded = shared.loaded();
+    let method =
+        reqwest::Method::from_bytes(call.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut request = client
+        .request(method, &call.url)
+        .timeout(loaded.config.api.timeout);
+    for (k, v) in &call.headers {
+        request = request.header(k, v);
+    }
+    if let Some(json) = &call.json {
+        request = request.json(json);
+    } else if let Some(body) = &call.body {
+        request = request.body(body.clone());
+    }
+    let outcome = async {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        Ok::<_, reqwest::Error>((status, body))
+    }
+    .await;
+    let now = shared.now().as_millisecond();
+    match outcome {
+        Ok((status, body)) if status < 500 => {
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => "http", "outcome" => "sent")
+                .increment(1);
+            let result = HttpResult {
+                status,
+                json: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                body,
+            };
+            let (row, loaded, at) = (row.clone(), loaded.clone(), shared.now());
+            let recorded = shared
+                .store
+                .call(move |tx| {
+                    tx.mark_final(row.id, "sent", None, true, now)?;
+                    continue_rule(tx, &loaded, &row, &result, at)
+                })
+                .await;
+            if let Err(err) = recorded {
+                store_failed("http_continuation", &err);
+            }
+            shared.wake_dispatcher.notify_one();
+        }
+        Ok((status, _)) => {
+            let err = ApiError::Http {
+                endpoint: "http",
+                status,
+                message: None,
+            };
+            let mut none = None;
+            failed(shared, row, &err, &mut none, &loaded.config.retry).await;
+        }
+        Err(e) => {
+            let err = ApiError::Connect {
+                endpoint: "http",
+                detail: e.without_url().to_string(),
+            };
+            let mut none = None;
+            failed(shared, row, &err, &mut none, &loaded.config.retry).await;
+        }
+    }
+}
+
+/// Plans the actions after an `http` action of `row`'s rule, with its
+/// answer, in the transaction that records the call as made. Nothing is
+/// planned when the event or the rule is gone (a reload removed it).
+fn continue_rule(
+    tx: &Tx,
+    loaded: &Loaded,
+    row: &OutboxRow,
+    result: &HttpResult,
+    at: jiff::Timestamp,
+) -> Result<(), StoreError> {
+    let Some(inbox_id) = row.inbox_id else {
+        return Ok(());
+    };
+    let Some((key, event)) = tx.inbox_event(inbox_id)? else {
+        return Ok(());
+    };
+    let event = serde_json::from_str(&event)
+        .map_err(|e| StoreError::Corrupt(format!("inbox row {inbox_id}: {e}")))?;
+    let rules = &loaded.rules;
+    let Some(index) = rules.rules.iter().position(|r| r.name == row.rule) else {
+        tracing::warn!(rule = %row.rule, "the rule of an http action is gone: the rest of it is not planned");
+        return Ok(());
+    };
+    let input = EvalInput {
+        now: at,
+        memory: tx,
+        ignore_older_than: None,
+    };
+    let from = row.action_index as usize + 1;
+    if let Some(plan) = rules.continue_plan(&event, &input, index, from, result)? {
+        let now = at.as_millisecond();
+        write_plan(
+            tx,
+            &loaded.config,
+            &row.instance,
+            &key,
+            Some(inbox_id),
+            &plan,
+            from,
+            now,
+        )?;
+    }
+    Ok(())
+}

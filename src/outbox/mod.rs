@@ -1,0 +1,269 @@
+//! The outbox worker: claim → pacing → API → confirm, retry or dead-letter.
+//!
+//! Everything about a planned send lives here: writing rows from plans
+//! ([`plan`]), claiming ([`claim`]), pacing and sending ([`send`]),
+//! confirming, retry and dead letters ([`retry`]), the ban-signal breaker
+//! ([`breaker`]) and `http` actions with their continuation ([`http`]).
+//!
+//! One worker per daemon sends one row at a time, in order per chat (a
+//! WhatsApp number is a serial channel, and pacing needs it anyway), and
+//! commits each send's outcome before it claims the next: a crash repeats
+//! at most the one send in flight. It learns of new rows by a message
+//! (`Shared::wake_dispatcher`) sent after the commit that wrote them. Before
+//! each send it honours the pacing of the config (minimum interval, per-chat
+//! rate, a random typing delay) and human takeover. After it: a confirmed
+//! send is recorded with its message id; a retryable error is retried with
+//! exponential backoff and jitter; a permanent error or an exhausted budget
+//! makes a dead letter; "relogin required" pauses all sending, without
+//! spending the retry budget, until a probe send succeeds.
+
+pub mod breaker;
+mod claim;
+mod http;
+pub mod plan;
+mod retry;
+mod send;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiError;
+use crate::rules::PlannedAction;
+use crate::runtime::Shared;
+use crate::store::OutboxRow;
+use breaker::BreakerState;
+use retry::failed;
+
+/// The longest the worker sleeps without looking at the outbox again.
+const IDLE: Duration = Duration::from_secs(1);
+/// How often the outbox gauges are refreshed.
+const GAUGE_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs the worker until `cancel` fires; the sends in flight are finished first.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let breaker = shared
+        .store
+        .call(|c| c.meta_get(BREAKER_KEY))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    let mut worker = Worker {
+        shared,
+        cancel,
+        last_send: None,
+        relogin_until: None,
+        gauges_at: None,
+        breaker,
+        http: reqwest::Client::new(),
+    };
+    worker.run().await;
+}
+
+/// Where the ban-signal breaker's state is kept.
+const BREAKER_KEY: &str = "ban_breaker";
+
+/// Webhook requests in flight that make a burst.
+const BURST: usize = 4;
+/// The longest the worker lets a burst go first, before each batch.
+const BURST_WAIT: Duration = Duration::from_millis(100);
+
+/// The worker's memory between sends.
+struct Worker {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    /// When the last send left, for the minimum interval.
+    last_send: Option<Instant>,
+    /// While the number must log in again: when to probe.
+    relogin_until: Option<Instant>,
+    gauges_at: Option<Instant>,
+    /// The ban-signal breaker: pause and slow start after rate-limit answers.
+    breaker: BreakerState,
+    http: reqwest::Client,
+}
+
+/// What became of one claimed row.
+enum Outcome {
+    /// Nothing left to do: settled in the store already, or not sent by design.
+    Done,
+    /// The API confirmed the send.
+    Sent { message_id: Option<String> },
+    /// The API call failed.
+    Failed(ApiError),
+}
+
+impl Worker {
+    async fn run(&mut self) {
+        // Whether rows may be due now; otherwise the claim waits for new work.
+        let mut ready = true;
+        let mut next_due = None;
+        loop {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if let Some(until) = self.relogin_until
+                && Instant::now() < until
+            {
+                self.wait(until - Instant::now()).await;
+                continue;
+            }
+            if self.breaker_holds().await {
+                self.wait(IDLE).await;
+                continue;
+            }
+            if !ready {
+                self.wait_for_work(next_due).await;
+            }
+            let claim = self.claim();
+            let batch = match self.shared.store.call_lazy(claim).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read the outbox");
+                    self.wait(IDLE).await;
+                    ready = true;
+                    continue;
+                }
+            };
+            (ready, next_due) = (batch.more, batch.next_due);
+            let Some(claim) = batch.claim else {
+                continue;
+            };
+            self.let_burst_pass().await;
+            let outcome = self.attempt(&claim).await;
+            if !matches!(outcome, Outcome::Sent { .. }) {
+                // Settled in the store already, or changed there: look again.
+                ready = true;
+            }
+            // The confirmation is committed before the next claim: one send
+            // in flight, so a crash can repeat at most that one.
+            self.settle(&claim.row, outcome).await;
+        }
+    }
+
+    /// Waits until new work is planned (the pipeline says so after its
+    /// commit), `next_due` comes, or [`IDLE`] passes.
+    async fn wait_for_work(&mut self, next_due: Option<i64>) {
+        self.update_gauges().await;
+        let now = self.shared.now().as_millisecond();
+        let nap = next_due
+            .map(|at| Duration::from_millis((at - now).max(0) as u64))
+            .unwrap_or(IDLE)
+            .min(IDLE);
+        self.wait(nap).await;
+    }
+
+    /// During a burst of webhook requests, waits up to [`BURST_WAIT`] for it
+    /// to pass, so answering them comes first: the API gives up on (and
+    /// sends again) a webhook that is answered late, while a reply can wait
+    /// in the outbox a moment.
+    async fn let_burst_pass(&self) {
+        let until = Instant::now() + BURST_WAIT;
+        while self.shared.webhooks_busy.load(Ordering::Relaxed) >= BURST
+            && Instant::now() < until
+            && !self.cancel.is_cancelled()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn wait(&self, nap: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(nap) => {}
+            _ = self.shared.wake_dispatcher.notified() => {}
+            _ = self.cancel.cancelled() => {}
+        }
+    }
+
+    /// Refreshes the outbox gauges, at most every [`GAUGE_EVERY`].
+    async fn update_gauges(&mut self) {
+        if self.gauges_at.is_some_and(|at| at.elapsed() < GAUGE_EVERY) {
+            return;
+        }
+        self.gauges_at = Some(Instant::now());
+        if let Ok((depth, dead)) = self.shared.store.call_lazy(|tx| tx.outbox_counts()).await {
+            metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(depth as f64);
+            metrics::gauge!(crate::metrics::DEAD_LETTERS).set(dead as f64);
+        }
+    }
+
+    /// Applies the outcome of a send: a confirmation becomes work for the
+    /// next store job; a failure is retried, paused or dead-lettered.
+    async fn settle(&mut self, row: &OutboxRow, outcome: Outcome) {
+        let endpoint = match &row.action {
+            PlannedAction::Send(out) => out.request.endpoint(),
+            _ => return,
+        };
+        let loaded = self.shared.loaded();
+        let safety = &loaded.config.safety;
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Sent { message_id } => {
+                self.last_send = Some(Instant::now());
+                tracing::info!(rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
+                metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "sent")
+                    .increment(1);
+                if self.relogin_until.take().is_some() {
+                    tracing::info!("sending resumed: the number is logged in again");
+                }
+                self.breaker.sent();
+                metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
+                let row = row.clone();
+                let at = self.shared.now().as_millisecond();
+                let recorded = self
+                    .shared
+                    .store
+                    .call(move |c| {
+                        c.mark_sent(&row, message_id.as_deref(), at)?;
+                        c.meta_set("sending_paused", None)
+                    })
+                    .await;
+                if let Err(err) = recorded {
+                    tracing::error!(error = %err, "cannot record a confirmed send");
+                }
+            }
+            Outcome::Failed(err) => {
+                self.last_send = Some(Instant::now());
+                if err.is_ban_signal() && safety.ban_breaker.enabled {
+                    self.trip(row, &err, &safety.ban_breaker).await;
+                } else {
+                    failed(
+                        &self.shared,
+                        row,
+                        &err,
+                        &mut self.relogin_until,
+                        &loaded.config.retry,
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` in the store and waits for its commit; a failure is logged and
+/// counted ([`store_failed`]).
+async fn record<F>(shared: &Shared, op: &'static str, f: F)
+where
+    F: FnOnce(&crate::store::Tx) -> Result<(), crate::store::StoreError> + Send + 'static,
+{
+    if let Err(err) = shared.store.call(f).await {
+        store_failed(op, &err);
+    }
+}
+
+/// Logs and counts a store write on the send path that failed: `op` says
+/// what was being recorded. The row stays as it was in the store, so the
+/// worst outcome is that the work is done again.
+fn store_failed(op: &'static str, err: &crate::store::StoreError) {
+    tracing::error!(op, error = %err, "the store could not record an outcome of the outbox");
+    metrics::counter!(crate::metrics::STORE_ERRORS, "op" => op).increment(1);
+}
+
+/// The minimum time between two sends: `min_interval`, wider during a slow start.
+fn gap(breaker: &BreakerState, config: &crate::config::Config) -> Duration {
+    breaker.gap(&config.safety.ban_breaker, config.pacing.min_interval)
+}

@@ -1,0 +1,123 @@
+//! Performing one claimed row: the checks that hold or block it (chat
+//! pause, protections, quiet hours, per-chat rate), the pacing before it
+//! (minimum interval, typing delay), the API call, and `fallback: auto`.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::http::perform_http;
+use super::plan::kind;
+use super::retry::finish;
+use super::{Outcome, Worker, gap};
+use crate::api::{ApiError, ApiReply, ErrorClass};
+use crate::rules::PlannedAction;
+use crate::store::Claim;
+
+impl Worker {
+    /// Performs one claimed row; [`Worker::settle`] applies the outcome.
+    pub(super) async fn attempt(&self, claim: &Claim) -> Outcome {
+        let shared = &self.shared;
+        let row = &claim.row;
+        let out = match &row.action {
+            PlannedAction::Send(out) => out,
+            PlannedAction::Http(call) => {
+                perform_http(shared, &self.http, row, call).await;
+                return Outcome::Done;
+            }
+            other => {
+                let note = format!("not an outbox action: {}", kind(other));
+                finish(shared, row.id, "dead", Some(note)).await;
+                return Outcome::Done;
+            }
+        };
+        let request = &out.request;
+        let loaded = shared.loaded();
+        let config = &loaded.config;
+        let id = row.id;
+        let endpoint = request.endpoint();
+        if config.dry_run {
+            tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
+            finish(shared, id, "dry_run", None).await;
+            return Outcome::Done;
+        }
+        let now = shared.now().as_millisecond();
+        // A paused chat (a person took over, the loop breaker) or a safety
+        // protection stops it: recorded as blocked, counted for no limit.
+        if let Some(reason) = claim.chat_pause.clone().or_else(|| claim.blocked.clone()) {
+            tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
+                .increment(1);
+            finish(shared, id, "blocked", Some(reason)).await;
+            return Outcome::Done;
+        }
+        // Quiet hours: a message that is not a reply waits, spending no attempt.
+        if let Some(until) = crate::guard::quiet_until(&config.safety, &row.rule, out, now) {
+            let label = config
+                .safety
+                .quiet_hours
+                .as_ref()
+                .map_or("", |q| q.label.as_str());
+            let note = format!(
+                "quiet hours ({label}): held until {}",
+                crate::units::ms_text(until)
+            );
+            tracing::info!(rule = %row.rule, until = %crate::units::ms_text(until), "quiet hours: held");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "held")
+                .increment(1);
+            super::record(shared, "quiet_hours_hold", move |c| {
+                c.hold(id, until, &note, now)
+            })
+            .await;
+            return Outcome::Done;
+        }
+        // Per-chat rate: at most N sends per window.
+        let rate = config.pacing.per_chat;
+        let recent = &claim.recent_sends;
+        if row.chat.is_some() && recent.len() >= rate.count as usize {
+            let window = rate.per.as_millis() as i64;
+            let next_at = recent[recent.len() - rate.count as usize] + window + 1;
+            let note = format!("per-chat rate {rate} reached; waiting");
+            super::record(shared, "per_chat_wait", move |c| {
+                c.mark_retry(id, next_at, &note, false, now)
+            })
+            .await;
+            return Outcome::Done;
+        }
+        // The minimum interval (wider during a slow start), then a human-like typing delay.
+        let gap = gap(&self.breaker, config);
+        if let Some(last) = self.last_send {
+            let since = last.elapsed();
+            if since < gap {
+                tokio::time::sleep(gap - since).await;
+            }
+        }
+        let typing = &config.pacing.typing_delay;
+        if typing.max > Duration::ZERO {
+            let ms = rand::rng().random_range(typing.min.as_millis()..=typing.max.as_millis());
+            tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+        }
+        let started = Instant::now();
+        let mut result = loaded.api.call(request).await;
+        // `fallback: auto`: a refused or unconfirmed interactive message is
+        // replaced by its text menu at once, spending no retry.
+        if let (Err(err), Some(text)) = (&result, &out.fallback)
+            && (err.class() == ErrorClass::Permanent
+                || matches!(err, ApiError::NotConfirmed { .. }))
+        {
+            tracing::warn!(rule = %row.rule, error = %err, "the interactive message was refused; sending the text menu instead");
+            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "fallback")
+                .increment(1);
+            result = loaded.api.call(text).await;
+        }
+        metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(ApiReply::Sent { message_id }) => Outcome::Sent {
+                message_id: Some(message_id),
+            },
+            Ok(_) => Outcome::Sent { message_id: None },
+            Err(err) => Outcome::Failed(err),
+        }
+    }
+}

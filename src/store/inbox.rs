@@ -1,0 +1,99 @@
+//! The inbox: every accepted event, recorded once by its key before the
+//! webhook is answered, then processed (`new` → `done` or `ignored`).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{StoreError, Tx};
+
+/// An event to record in the inbox.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The instance.
+    pub instance: String,
+    /// The de-duplication key.
+    pub key: String,
+    /// The trigger kind.
+    pub kind: String,
+    /// The event as JSON.
+    pub event: String,
+    /// `new`, or `ignored` for events recorded but not acted on.
+    pub status: &'static str,
+    /// Why it is ignored.
+    pub note: Option<String>,
+}
+
+/// An inbox row waiting to be processed.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    /// Row id.
+    pub id: i64,
+    /// The instance.
+    pub instance: String,
+    /// The de-duplication key (prefix of outbox keys).
+    pub key: String,
+    /// The event JSON.
+    pub event: String,
+    /// When it was received.
+    pub received_at: i64,
+}
+
+impl Tx<'_> {
+    /// Records events; for each, its inbox row id when it was new (not a duplicate).
+    pub fn record_events(
+        &self,
+        events: &[NewEvent],
+        now: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO inbox (instance, key, kind, event, received_at, status, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (instance, key) DO NOTHING",
+        )?;
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let n = stmt.execute(params![
+                e.instance, e.key, e.kind, e.event, now, e.status, e.note
+            ])?;
+            out.push((n == 1).then(|| self.conn.last_insert_rowid()));
+        }
+        Ok(out)
+    }
+
+    /// The oldest unprocessed events.
+    pub fn new_inbox(&self, limit: usize) -> Result<Vec<InboxRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, instance, key, event, received_at FROM inbox WHERE status = 'new' ORDER BY id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(InboxRow {
+                id: r.get(0)?,
+                instance: r.get(1)?,
+                key: r.get(2)?,
+                event: r.get(3)?,
+                received_at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks an event processed (`done`) or `ignored`, with a note.
+    pub fn finish_inbox(
+        &self,
+        id: i64,
+        status: &str,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE inbox SET status = ?2, note = ?3 WHERE id = ?1")?
+            .execute(params![id, status, note])?;
+        Ok(())
+    }
+
+    /// The event JSON of an inbox row (to go on with a rule after an http action).
+    pub fn inbox_event(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT key, event FROM inbox WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+}

@@ -1,0 +1,150 @@
+//! What was sent and who may be written to: the ledger of confirmed sends
+//! (`sent`: repeats, ceilings, the loop breaker, own echoes), the numbers
+//! that wrote to us (`known_numbers`: the cold guard) and the opt-out list.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{StoreError, Tx};
+
+impl Tx<'_> {
+    /// Whether the same content went to `recipient` since `since`.
+    pub fn sent_same_since(
+        &self,
+        instance: &str,
+        recipient: &str,
+        digest: &str,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn
+            .prepare_cached("SELECT 1 FROM sent WHERE instance = ?1 AND recipient = ?2 AND sent_at > ?4 AND digest = ?3 LIMIT 1")?
+            .query_row(params![instance, recipient, digest, since], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// How many messages went to `recipient` since `since`.
+    pub fn sent_count_since(
+        &self,
+        instance: &str,
+        recipient: &str,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM sent WHERE instance = ?1 AND recipient = ?2 AND sent_at > ?3",
+            )?
+            .query_row(params![instance, recipient, since], |r| r.get(0))?)
+    }
+
+    /// Remembers that `number` wrote to this instance.
+    pub fn saw_number(&self, instance: &str, number: &str, now: i64) -> Result<(), StoreError> {
+        self.conn.prepare_cached("INSERT INTO known_numbers (instance, number, first_seen) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+            .execute(params![instance, number, now])?;
+        Ok(())
+    }
+
+    /// Whether `number` ever wrote to this instance.
+    pub fn is_known(&self, instance: &str, number: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM known_numbers WHERE instance = ?1 AND number = ?2")?
+            .query_row(params![instance, number], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// How many numbers that never wrote got a message since `since`.
+    pub fn cold_sends_since(&self, instance: &str, since: i64) -> Result<i64, StoreError> {
+        Ok(self.conn
+            .prepare_cached(
+                "SELECT COUNT(DISTINCT recipient) FROM sent s WHERE s.instance = ?1 AND s.sent_at > ?2
+                   AND s.recipient NOT LIKE '%@g.us'
+                   AND NOT EXISTS (SELECT 1 FROM known_numbers k WHERE k.instance = s.instance AND k.number = s.recipient)",
+            )?
+            .query_row(params![instance, since], |r| r.get(0))?)
+    }
+
+    /// Puts a number on the opt-out list; `true` if it was not on it.
+    pub fn opt_out(&self, instance: &str, number: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(self.conn
+            .prepare_cached("INSERT INTO opt_outs (instance, number, since) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+            .execute(params![instance, number, now])?
+            == 1)
+    }
+
+    /// Takes a number off the opt-out list; `true` if it was on it.
+    pub fn opt_in(&self, instance: &str, number: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM opt_outs WHERE instance = ?1 AND number = ?2")?
+            .execute(params![instance, number])?
+            == 1)
+    }
+
+    /// Whether a number opted out.
+    pub fn is_opted_out(&self, instance: &str, number: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM opt_outs WHERE instance = ?1 AND number = ?2")?
+            .query_row(params![instance, number], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// The opt-out list: (instance, number, since).
+    pub fn opt_outs(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT instance, number, since FROM opt_outs ORDER BY since")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether we sent anything to `recipient` after `since`.
+    ///
+    /// Queries on `sent` avoid `MAX(sent_at)` and `ORDER BY sent_at`: with
+    /// those, SQLite re-prepares the statement on every run (its plan depends
+    /// on the bound values), which cost more than the query itself.
+    pub fn sent_to_since(
+        &self,
+        instance: &str,
+        recipient: &str,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn
+            .prepare_cached(
+                "SELECT 1 FROM sent WHERE instance = ?1 AND recipient = ?2 AND sent_at > ?3 LIMIT 1",
+            )?
+            .query_row(params![instance, recipient, since], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Whether `message_id` is one of our own confirmed sends.
+    pub fn is_own_send(&self, message_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM sent WHERE message_id = ?1 LIMIT 1")?
+            .query_row([message_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Our confirmed sends to `chat` since `since`, oldest first.
+    pub fn sends_to_chat_since(
+        &self,
+        instance: &str,
+        chat: &str,
+        since: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        // Sorted here: see `sent_to_since` for why not in SQL.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sent_at FROM sent WHERE instance = ?1 AND chat = ?2 AND sent_at > ?3",
+        )?;
+        let rows = stmt.query_map(params![instance, chat, since], |r| r.get(0))?;
+        let mut times: Vec<i64> = rows.collect::<Result<_, _>>()?;
+        times.sort_unstable();
+        Ok(times)
+    }
+}

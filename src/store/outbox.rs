@@ -1,0 +1,365 @@
+//! The outbox: one row per planned action (`<event key>/<rule>/<index>`),
+//! claimed in order per chat, settled as sent, retried, held, blocked or
+//! dead. What to send and when is decided above; this is its ledger.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{StoreError, Tx};
+use crate::rules::PlannedAction;
+
+/// An outbox row to insert.
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    /// The instance.
+    pub instance: String,
+    /// `<event key>/<rule>/<action index>`: one row per action, ever.
+    pub idem_key: String,
+    /// The event it came from.
+    pub inbox_id: Option<i64>,
+    /// The rule.
+    pub rule: String,
+    /// The action's index in the rule.
+    pub action_index: usize,
+    /// The chat (ordering and pauses).
+    pub chat: Option<String>,
+    /// What to do.
+    pub action: PlannedAction,
+    /// Not before this time.
+    pub next_at: i64,
+    /// `pending`, or `dry_run` when nothing may be sent.
+    pub state: &'static str,
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// The instance.
+    pub instance: String,
+    /// The idempotency key.
+    pub idem_key: String,
+    /// The event it came from.
+    pub inbox_id: Option<i64>,
+    /// The rule.
+    pub rule: String,
+    /// The action index.
+    pub action_index: i64,
+    /// The chat.
+    pub chat: Option<String>,
+    /// What to do.
+    pub action: PlannedAction,
+    /// pending, inflight, sent, dead, dry_run, blocked.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Due time.
+    pub next_at: i64,
+    /// Created.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// The message id of a confirmed send.
+    pub message_id: Option<String>,
+}
+
+const OUTBOX_COLUMNS: &str = "id, instance, idem_key, inbox_id, rule, action_index, chat, action, state, attempts, next_at, created_at, updated_at, last_error, message_id";
+
+fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<(OutboxRow, String)> {
+    let action: String = r.get(7)?;
+    Ok((
+        OutboxRow {
+            id: r.get(0)?,
+            instance: r.get(1)?,
+            idem_key: r.get(2)?,
+            inbox_id: r.get(3)?,
+            rule: r.get(4)?,
+            action_index: r.get(5)?,
+            chat: r
+                .get::<_, String>(6)
+                .map(|c| (!c.is_empty()).then_some(c))?,
+            action: PlannedAction::Log {
+                text: String::new(),
+            },
+            state: r.get(8)?,
+            attempts: r.get(9)?,
+            next_at: r.get(10)?,
+            created_at: r.get(11)?,
+            updated_at: r.get(12)?,
+            last_error: r.get(13)?,
+            message_id: r.get(14)?,
+        },
+        action,
+    ))
+}
+
+fn decode(rows: Vec<(OutboxRow, String)>) -> Result<Vec<OutboxRow>, StoreError> {
+    rows.into_iter()
+        .map(|(mut row, action)| {
+            row.action = serde_json::from_str(&action)
+                .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", row.id)))?;
+            Ok(row)
+        })
+        .collect()
+}
+
+/// The claim query. The limit is written into the SQL, not bound: SQLite
+/// re-prepares a statement on every run when its `LIMIT` is a parameter.
+pub(super) fn claim_sql(limit: usize) -> String {
+    format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_open
+         WHERE o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.next_at <= ?1
+           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat = o.chat
+                           AND p.id < o.id AND p.state IN ('pending', 'inflight') AND p.chat <> '')
+         ORDER BY o.id LIMIT {limit}"
+    )
+}
+
+/// A claimed row with what the worker must know before sending it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The row, now in flight.
+    pub row: OutboxRow,
+    /// Why automation is paused in the row's chat (human takeover, loop breaker), if it is.
+    pub chat_pause: Option<String>,
+    /// Our sends to the row's chat within the rate window, oldest first.
+    pub recent_sends: Vec<i64>,
+    /// Why a safety protection stops this send, if one does (set by the worker).
+    pub blocked: Option<String>,
+}
+
+impl Claim {
+    /// Reads the chat's pause and recent sends (within `window_ms`) for a claimed row.
+    pub fn of(tx: &Tx, row: OutboxRow, now: i64, window_ms: i64) -> Result<Claim, StoreError> {
+        let (chat_pause, recent_sends) = match &row.chat {
+            Some(chat) => (
+                tx.pause_of(&row.instance, chat, now)?
+                    .map(|(_, reason)| reason),
+                tx.sends_to_chat_since(&row.instance, chat, now - window_ms)?,
+            ),
+            None => (None, Vec::new()),
+        };
+        Ok(Claim {
+            row,
+            chat_pause,
+            recent_sends,
+            blocked: None,
+        })
+    }
+}
+
+pub(super) const NEXT_DUE_SQL: &str = "SELECT MIN(next_at) FROM outbox INDEXED BY outbox_open
+    WHERE state IN ('pending', 'inflight') AND state = 'pending' AND next_at > ?1";
+
+pub(super) const MORE_DUE_SQL: &str =
+    "SELECT COUNT(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_open
+    WHERE state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 64)";
+
+impl Tx<'_> {
+    /// Inserts an outbox row unless one with the same key exists; `true` if inserted.
+    pub fn insert_outbox(&self, row: &NewOutbox, now: i64) -> Result<bool, StoreError> {
+        let action =
+            serde_json::to_string(&row.action).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (instance, idem_key, inbox_id, rule, action_index, chat, action, state, next_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (idem_key) DO NOTHING",
+            )?
+            .execute(params![
+                row.instance,
+                row.idem_key,
+                row.inbox_id,
+                row.rule,
+                row.action_index as i64,
+                row.chat.as_deref().unwrap_or_default(),
+                action,
+                row.state,
+                row.next_at,
+                now
+            ])?;
+        Ok(n == 1)
+    }
+
+    /// Claims up to `limit` due rows, oldest first, at most one per chat: the
+    /// oldest open row of its chat, so a chat's messages keep their order. The
+    /// claim is a read: the worker keeps the rows in memory while it sends, and
+    /// their outcomes are what gets committed (after a crash a row is still
+    /// pending, so a send in flight is retried once). `attempts` of a returned
+    /// row counts the attempt about to be made.
+    pub fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let found = self
+            .conn
+            .prepare_cached(&claim_sql(limit))?
+            .query_map([now], outbox_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(decode(found)?
+            .into_iter()
+            .map(|row| OutboxRow {
+                state: "inflight".into(),
+                attempts: row.attempts + 1,
+                ..row
+            })
+            .collect())
+    }
+
+    /// When the next pending row that is not due at `now` becomes due, if any.
+    /// (Rows due already are either claimable or wait behind their chat's
+    /// first row, which is then the one to wait for.)
+    pub fn next_due(&self, now: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(NEXT_DUE_SQL)?
+            .query_row([now], |r| r.get::<_, Option<i64>>(0))?)
+    }
+
+    /// Whether more than `claimed` pending rows are due at `now`, the claimed
+    /// ones among them. Counts at most 64 rows, so it stays cheap with a long
+    /// queue; `claimed` must be smaller.
+    pub fn more_due(&self, now: i64, claimed: usize) -> Result<bool, StoreError> {
+        let due: i64 = self
+            .conn
+            .prepare_cached(MORE_DUE_SQL)?
+            .query_row([now], |r| r.get(0))?;
+        Ok(due as usize > claimed)
+    }
+
+    /// A confirmed send: the row is done and its message id remembered as ours.
+    pub fn mark_sent(
+        &self,
+        row: &OutboxRow,
+        message_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.prepare_cached(
+            "UPDATE outbox SET state = 'sent', message_id = ?2, last_error = NULL, attempts = ?4, updated_at = ?3 WHERE id = ?1",
+        )?
+        .execute(params![row.id, message_id, now, row.attempts])?;
+        if let Some(id) = message_id {
+            let (recipient, digest) = match &row.action {
+                PlannedAction::Send(out) => (out.request.recipient(), Some(out.request.digest())),
+                _ => (None, None),
+            };
+            self.conn.prepare_cached(
+                "INSERT INTO sent (message_id, instance, chat, recipient, digest, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![id, row.instance, row.chat, recipient, digest, now])?;
+        }
+        Ok(())
+    }
+
+    /// Back to pending, due at `next_at`. `count_attempt = false` for waits that are
+    /// not the send's fault (relogin, our own per-chat rate): they do not spend the budget.
+    pub fn mark_retry(
+        &self,
+        id: i64,
+        next_at: i64,
+        error: &str,
+        count_attempt: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.prepare_cached(
+            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, attempts = attempts + ?4, updated_at = ?5 WHERE id = ?1",
+        )?
+        .execute(params![id, next_at, error, i64::from(count_attempt), now])?;
+        Ok(())
+    }
+
+    /// Holds a message that is not a reply (quiet hours) until `until`, without
+    /// spending an attempt. It leaves its chat's order: replies planned after it
+    /// in the same chat must not wait for the morning behind it.
+    pub fn hold(&self, id: i64, until: i64, note: &str, now: i64) -> Result<(), StoreError> {
+        self.conn.prepare_cached(
+            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, chat = '', updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, until, note, now])?;
+        Ok(())
+    }
+
+    /// A final state: `dead` (dead letter), `dry_run`, `blocked`, `sent` (an http action).
+    /// `attempted` counts the attempt that led here.
+    pub fn mark_final(
+        &self,
+        id: i64,
+        state: &str,
+        note: Option<&str>,
+        attempted: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.prepare_cached(
+            "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error), attempts = attempts + ?5, updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, state, note, now, i64::from(attempted)])?;
+        Ok(())
+    }
+
+    /// After a crash: rows left in flight go back to pending (at most one repeats).
+    pub fn reset_inflight(&self, now: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'pending', updated_at = ?1 WHERE state = 'inflight'",
+            )?
+            .execute([now])?)
+    }
+
+    /// Rows in the given states (all when empty), newest first.
+    pub fn list_outbox(&self, states: &[&str], limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let filter = if states.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "WHERE state IN ({})",
+                states
+                    .iter()
+                    .map(|s| format!("'{}'", s.replace('\'', "")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox {filter} ORDER BY id DESC LIMIT ?1");
+        let rows = self
+            .conn
+            .prepare(&sql)?
+            .query_map([limit as i64], outbox_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        decode(rows)
+    }
+
+    /// Puts dead (or blocked) rows back in the queue: one by id, or all dead ones.
+    pub fn retry_outbox(&self, id: Option<i64>, now: i64) -> Result<usize, StoreError> {
+        Ok(match id {
+            Some(id) => self.conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?2, updated_at = ?2 WHERE id = ?1 AND state IN ('dead', 'blocked')",
+                params![id, now],
+            )?,
+            None => self.conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?1, updated_at = ?1 WHERE state = 'dead'",
+                [now],
+            )?,
+        })
+    }
+
+    /// Drops a row that is not sent: it becomes `dropped` and will not be sent.
+    pub fn drop_outbox(&self, id: i64, now: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET state = 'dropped', updated_at = ?2 WHERE id = ?1 AND state IN ('pending', 'dead', 'blocked')",
+            params![id, now],
+        )?)
+    }
+
+    /// Sends waiting and dead letters: the outbox gauges (cheap: both counts use an index).
+    pub fn outbox_counts(&self) -> Result<(i64, i64), StoreError> {
+        let depth = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'inflight')")?
+            .query_row([], |r| r.get(0))?;
+        let dead = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'dead'")?
+            .query_row([], |r| r.get(0))?;
+        Ok((depth, dead))
+    }
+}

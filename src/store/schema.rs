@@ -1,0 +1,99 @@
+//! Opening a store: the connection's settings (WAL, `synchronous=FULL`),
+//! and the schema's numbered migrations (`PRAGMA user_version`; `schema.sql`
+//! is version 1, `v2.sql` version 2), each applied once in its own
+//! transaction. An older waflow refuses a newer store.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::{StoreError, Tx};
+use crate::config::StoreLocation;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+pub(super) fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
+    let conn = match location {
+        StoreLocation::Memory => Connection::open_in_memory()?,
+        StoreLocation::File(path) => {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            Connection::open(path)?
+        }
+    };
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL: readers do not block the writer. FULL: a commit is on disk when it returns.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    migrate(&conn)?;
+    // Every statement of a busy event stays prepared (the default of 16 is
+    // smaller than one event's set, and re-parsing SQL showed in profiles).
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one version at a time.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version = check_version(conn)?;
+    if version < 1 {
+        conn.execute_batch(&format!(
+            "BEGIN;\n{}\nPRAGMA user_version = 1;\nCOMMIT;",
+            include_str!("schema.sql")
+        ))?;
+    }
+    if version < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN;\n{}\nPRAGMA user_version = 2;\nCOMMIT;",
+            include_str!("v2.sql")
+        ))?;
+    }
+    Ok(())
+}
+
+fn check_version(conn: &Connection) -> Result<i64, StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { found: version });
+    }
+    Ok(version)
+}
+
+/// A connection of its own next to a running daemon (`waflow status`,
+/// `outbox`, `optout`): WAL lets it read while the daemon writes, and its
+/// few writes wait for the daemon's writer (busy timeout).
+pub struct Direct {
+    conn: Connection,
+}
+
+impl Direct {
+    /// Opens the store file at `path`; refuses a store of a newer waflow.
+    pub fn open(path: &Path) -> Result<Direct, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        check_version(&conn)?;
+        Ok(Direct { conn })
+    }
+
+    /// Runs `f` in a transaction of its own, committed when `f` succeeds.
+    pub fn run<R>(&self, f: impl FnOnce(&Tx) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let value = f(&Tx::new(&tx))?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
