@@ -1,25 +1,30 @@
 //! waflow: workflow automation for the hosted "WhatsApp Web API".
 //!
-//! The modules, in the order data flows through them
-//! (webhook / schedule → event → rules → outbox → dispatch → api):
+//! The modules, from the bottom layer up; each imports only layers below
+//! it (data flows webhook / schedule → event → rules → outbox → api):
 //!
-//! - [`config`]: the config file, read once into typed values.
-//! - [`webhook`]: the HTTP listener; records events, answers after the commit.
-//! - [`schedule`]: cron expressions, DST-correct fire times, the scheduler task.
-//! - [`event`]: every webhook envelope normalized into one event type.
-//! - [`rules`]: rule files compiled once, evaluated purely into planned actions.
-//! - [`pipeline`]: recorded events → rules → outbox rows, in one transaction.
-//! - [`safety`]: opt-out, repeat suppression, per-chat ceiling, cold contacts,
-//!   quiet hours, the ban-signal breaker.
-//! - [`calendar`]: business hours and holidays in a zone (`in_hours`, quiet hours).
-//! - [`dispatch`]: the outbox worker: pacing, sending, retries, dead letters.
+//! - [`secret`], [`units`], [`metrics`]: strings never printed; durations,
+//!   rates, zones and business calendars; metric names.
+//! - [`event`]: every webhook envelope normalized into one event type, its
+//!   inbox key, phone numbers of `@lid` aliases.
+//! - [`config`]: the config file, read once into typed values (the safety
+//!   settings included).
 //! - [`api`]: the client of the remote API; the only module that knows its shapes.
-//! - [`store`]: SQLite; the only module with SQL.
-//! - [`daemon`]: wiring, reload, signals, the clock.
-//! - [`metrics`]: metric names and the Prometheus recorder.
-//! - [`cli`]: the command line: parse, run the command, map errors to exit codes.
-//! - [`qr`]: drawing the login QR code in a terminal.
-//! - [`secret`]: strings that must never be printed.
+//! - [`schedule`]: cron expressions and DST-correct fire times (pure).
+//! - [`rules`]: rule texts compiled once, evaluated purely into planned actions.
+//! - [`rulefiles`], [`ruletest`]: reading rule files; rule unit tests.
+//! - [`store`]: typed transactions over SQLite; the only module with SQL.
+//! - [`guard`]: the protections (opt-out, repeats, ceilings, cold contacts,
+//!   quiet hours, the loop breaker) as checks over a transaction.
+//! - [`runtime`]: what the daemon's tasks share (config and rules in force,
+//!   the store, the clock, wake-ups).
+//! - [`outbox`]: everything about a planned send: rows, claim, pacing,
+//!   sending, confirmation, retries, dead letters, the ban-signal breaker,
+//!   `http` actions.
+//! - [`pipeline`]: recorded events → rules → outbox rows, in one transaction.
+//! - [`server`]: the HTTP listener; records events, answers after the commit.
+//! - [`daemon`]: wiring: tasks, processor, reload, scheduler, signals.
+//! - [`cli`]: the command line; [`qr`]: the login QR code in a terminal.
 //!
 //! Invariants: the access token never appears in a log line, an error
 //! message or `Debug` output; every parser of outside input returns an

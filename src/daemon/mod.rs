@@ -1,13 +1,11 @@
 //! `waflow run`: wiring the daemon together and keeping it running.
 //!
 //! Tasks, each owned by this module and stopped through one
-//! `CancellationToken`: the HTTP listener ([`crate::webhook`]), the
-//! processor (inbox → rules → outbox, [`crate::pipeline`]), the outbox
-//! worker ([`crate::dispatch`]), the reloader (SIGHUP, and file changes seen
-//! by polling the files' size and modification time), and
-//! the systemd watchdog. Config and rules are swapped as one [`Loaded`]
-//! value on reload; a broken new version is rejected and the old one keeps
-//! running.
+//! `CancellationToken`: the HTTP listener ([`crate::server`]), the
+//! [`processor`] (inbox → rules → outbox, [`crate::pipeline`]), the outbox
+//! worker ([`crate::outbox`]), the [`scheduler`], the [`reload`]er, and the
+//! systemd watchdog. They share a [`crate::runtime::Shared`]; this module
+//! holds no logic of the steps it wires.
 
 mod processor;
 mod reload;

@@ -8,6 +8,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+mod content;
 pub mod jid;
 mod key;
 pub mod normalize;

@@ -12,25 +12,12 @@
 
 use serde_json::{Map, Value};
 
+use super::content::{extract, unwrap};
 use super::jid::{self, JidKind};
 use super::{
-    Call, Contact, Delivery, Event, EventKind, GroupUpdate, Location, Media, Message, MessageType,
-    Presence, StatusUpdate,
+    Call, Contact, Delivery, Event, EventKind, GroupUpdate, Message, MessageType, Presence,
+    StatusUpdate,
 };
-
-/// Wrappers Baileys nests real content in; unwrapped up to [`MAX_UNWRAP`] deep.
-const WRAPPERS: [&str; 9] = [
-    "ephemeralMessage",
-    "viewOnceMessage",
-    "viewOnceMessageV2",
-    "viewOnceMessageV2Extension",
-    "documentWithCaptionMessage",
-    "editedMessage",
-    "associatedChildMessage",
-    "groupStatusMessage",
-    "groupStatusMessageV2",
-];
-const MAX_UNWRAP: usize = 5;
 
 /// The outcome of reading one webhook body.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -346,201 +333,6 @@ fn received_message(payload: &Value) -> Result<Message, String> {
     Ok(m)
 }
 
-/// Follows wrappers to the real content; `true` when an edit wrapper was crossed.
-fn unwrap(mut content: &Value) -> (&Value, bool) {
-    let mut edited = false;
-    for _ in 0..MAX_UNWRAP {
-        let inner = WRAPPERS.iter().find_map(|w| {
-            content
-                .get(*w)
-                .and_then(|v| v.get("message"))
-                .filter(|m| m.is_object())
-                .map(|m| (*w, m))
-        });
-        match inner {
-            Some((wrapper, inner)) => {
-                edited |= wrapper == "editedMessage";
-                content = inner;
-            }
-            None => break,
-        }
-    }
-    (content, edited)
-}
-
-struct Extracted {
-    kind: MessageType,
-    text: Option<String>,
-    button_id: Option<String>,
-    media: Option<Media>,
-    location: Option<Location>,
-    reaction_to: Option<String>,
-    edited: bool,
-}
-
-impl Extracted {
-    fn new(kind: MessageType, text: Option<String>) -> Self {
-        Extracted {
-            kind,
-            text,
-            button_id: None,
-            media: None,
-            location: None,
-            reaction_to: None,
-            edited: false,
-        }
-    }
-}
-
-/// The type, text and details of unwrapped content; `None` when it holds nothing a person sent.
-fn extract(content: &Value) -> Option<Extracted> {
-    let get = |path: &[&str]| -> Option<String> {
-        let mut at = content;
-        for key in path {
-            at = at.get(key)?;
-        }
-        text_of(at).filter(|s| !s.is_empty())
-    };
-    if let Some(text) = get(&["conversation"]) {
-        return Some(Extracted::new(MessageType::Text, Some(text)));
-    }
-    if let Some(text) = get(&["extendedTextMessage", "text"]) {
-        return Some(Extracted::new(MessageType::Text, Some(text)));
-    }
-    for (field, kind) in [
-        ("imageMessage", MessageType::Image),
-        ("videoMessage", MessageType::Video),
-        ("ptvMessage", MessageType::Video),
-        ("audioMessage", MessageType::Audio),
-        ("documentMessage", MessageType::Document),
-        ("stickerMessage", MessageType::Sticker),
-    ] {
-        if let Some(m) = content.get(field).filter(|m| m.is_object()) {
-            let caption = m.get("caption").and_then(text_of).filter(|s| !s.is_empty());
-            let mut e = Extracted::new(kind, caption.clone());
-            e.media = Some(Media {
-                url: m.get("url").and_then(text_of),
-                mimetype: m.get("mimetype").and_then(text_of),
-                filename: m.get("fileName").and_then(text_of),
-                caption,
-            });
-            return Some(e);
-        }
-    }
-    if let Some(m) = content.get("buttonsResponseMessage") {
-        let mut e = Extracted::new(
-            MessageType::Button,
-            m.get("selectedDisplayText").and_then(text_of),
-        );
-        e.button_id = m.get("selectedButtonId").and_then(text_of);
-        return Some(e);
-    }
-    if let Some(m) = content.get("templateButtonReplyMessage") {
-        let mut e = Extracted::new(
-            MessageType::Button,
-            m.get("selectedDisplayText").and_then(text_of),
-        );
-        e.button_id = m.get("selectedId").and_then(text_of);
-        return Some(e);
-    }
-    if let Some(m) = content.get("listResponseMessage") {
-        let mut e = Extracted::new(MessageType::List, m.get("title").and_then(text_of));
-        e.button_id = m
-            .get("singleSelectReply")
-            .and_then(|r| r.get("selectedRowId"))
-            .and_then(text_of);
-        return Some(e);
-    }
-    if let Some(m) = content.get("interactiveResponseMessage") {
-        let flow = m.get("nativeFlowResponseMessage");
-        let params: Option<Value> = flow
-            .and_then(|f| f.get("paramsJson"))
-            .and_then(Value::as_str)
-            .and_then(|s| serde_json::from_str(s).ok());
-        let kind = match flow.and_then(|f| f.get("name")).and_then(Value::as_str) {
-            Some("single_select") => MessageType::List,
-            _ => MessageType::Button,
-        };
-        let mut e = Extracted::new(
-            kind,
-            m.get("body")
-                .and_then(|b| b.get("text"))
-                .and_then(text_of)
-                .or_else(|| {
-                    params
-                        .as_ref()
-                        .and_then(|p| p.get("title"))
-                        .and_then(text_of)
-                })
-                .or_else(|| {
-                    params
-                        .as_ref()
-                        .and_then(|p| p.get("display_text"))
-                        .and_then(text_of)
-                }),
-        );
-        e.button_id = params.as_ref().and_then(|p| p.get("id")).and_then(text_of);
-        return Some(e);
-    }
-    for field in ["locationMessage", "liveLocationMessage"] {
-        if let Some(m) = content.get(field).filter(|m| m.is_object()) {
-            let name = m.get("name").and_then(text_of);
-            let address = m.get("address").and_then(text_of);
-            let mut e = Extracted::new(MessageType::Location, name.clone().or(address.clone()));
-            e.location = Some(Location {
-                latitude: m.get("degreesLatitude").and_then(float_of),
-                longitude: m.get("degreesLongitude").and_then(float_of),
-                name,
-                address,
-            });
-            return Some(e);
-        }
-    }
-    if let Some(m) = content.get("contactMessage") {
-        return Some(Extracted::new(
-            MessageType::Contact,
-            m.get("displayName").and_then(text_of),
-        ));
-    }
-    if let Some(m) = content.get("contactsArrayMessage") {
-        return Some(Extracted::new(
-            MessageType::Contact,
-            m.get("displayName").and_then(text_of),
-        ));
-    }
-    if let Some(m) = content.get("reactionMessage") {
-        let mut e = Extracted::new(MessageType::Reaction, m.get("text").and_then(text_of));
-        e.reaction_to = m.get("key").and_then(|k| k.get("id")).and_then(text_of);
-        return Some(e);
-    }
-    for field in [
-        "pollCreationMessage",
-        "pollCreationMessageV2",
-        "pollCreationMessageV3",
-    ] {
-        if let Some(m) = content.get(field) {
-            return Some(Extracted::new(
-                MessageType::Poll,
-                m.get("name").and_then(text_of),
-            ));
-        }
-    }
-    if let Some(p) = content.get("protocolMessage") {
-        // An edit arriving as a protocol message carries the new content.
-        let edited = p.get("editedMessage").filter(|m| m.is_object())?;
-        let (inner, _) = unwrap(edited);
-        let mut e = extract(inner)?;
-        e.edited = true;
-        return Some(e);
-    }
-    let ignorable = ["messageContextInfo", "senderKeyDistributionMessage"];
-    let map = content.as_object()?;
-    if map.keys().all(|k| ignorable.contains(&k.as_str())) {
-        return None;
-    }
-    Some(Extracted::new(MessageType::Other, None))
-}
-
 /// A `messages.update` item with a delivery status.
 fn status(item: &Value) -> Option<StatusUpdate> {
     let key = item.get("key")?;
@@ -619,7 +411,7 @@ fn contact(item: &Value) -> Option<Contact> {
 }
 
 /// A string, or a number written as one.
-fn text_of(value: &Value) -> Option<String> {
+pub(super) fn text_of(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -628,7 +420,7 @@ fn text_of(value: &Value) -> Option<String> {
 }
 
 /// An integer from a number, a numeric string, or a protobuf Long `{low, high}`.
-fn number_of(value: &Value) -> Option<i64> {
+pub(super) fn number_of(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),
@@ -641,7 +433,7 @@ fn number_of(value: &Value) -> Option<i64> {
     }
 }
 
-fn float_of(value: &Value) -> Option<f64> {
+pub(super) fn float_of(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -649,7 +441,7 @@ fn float_of(value: &Value) -> Option<f64> {
     }
 }
 
-fn truthy(value: &Value) -> bool {
+pub(super) fn truthy(value: &Value) -> bool {
     match value {
         Value::Bool(b) => *b,
         Value::String(s) => s == "true" || s == "1",

@@ -9,7 +9,8 @@
 //! Here also live the protections that need the store: a message typed by a
 //! person on the phone pauses the bot in that chat (human takeover), our own
 //! sends' echoes are recognized, and LID senders get the phone number
-//! learned from contacts events.
+//! learned from contacts events. Rows are written by
+//! [`crate::outbox::plan`]; after the commit the outbox worker is told.
 
 use crate::config::Config;
 use crate::event::jid::{self, JidKind};
