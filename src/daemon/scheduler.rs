@@ -192,17 +192,7 @@ async fn fire(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
         }),
         raw: serde_json::Value::Null,
     };
-    let record = NewEvent {
-        instance: event
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        key: event.key(),
-        kind: "schedule".into(),
-        event: serde_json::to_string(&event).unwrap_or_default(),
-        status: "new",
-        note: None,
-    };
+    let record = NewEvent::of(&event);
     let (rule_name, key, ms) = (rule.to_owned(), id.to_owned(), at.as_millisecond());
     let outcome =
         crate::pipeline::record_and_process(shared, vec![record], vec![event], move |c| {

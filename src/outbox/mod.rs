@@ -213,17 +213,11 @@ impl Worker {
                 metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
                 let row = row.clone();
                 let at = self.shared.now().as_millisecond();
-                let recorded = self
-                    .shared
-                    .store
-                    .call(move |c| {
-                        c.mark_sent(&row, message_id.as_deref(), at)?;
-                        c.meta_set("sending_paused", None)
-                    })
-                    .await;
-                if let Err(err) = recorded {
-                    tracing::error!(error = %err, "cannot record a confirmed send");
-                }
+                record(&self.shared, "confirm", move |c| {
+                    c.mark_sent(&row, message_id.as_deref(), at)?;
+                    c.meta_set("sending_paused", None)
+                })
+                .await;
             }
             Outcome::Failed(err) => {
                 self.last_send = Some(Instant::now());

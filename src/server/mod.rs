@@ -112,12 +112,10 @@ async fn webhook(
                 .unwrap_or_else(|| "default".into());
             let other = configured.as_ref().is_some_and(|c| *c != instance);
             NewEvent {
-                key: event.key(),
-                kind: event.kind.trigger().to_owned(),
-                event: serde_json::to_string(event).unwrap_or_default(),
                 status: if other { "ignored" } else { "new" },
                 note: other.then(|| format!("instance {instance} is not the configured one")),
                 instance,
+                ..NewEvent::of(event)
             }
         })
         .collect();
@@ -222,17 +220,7 @@ async fn hook(
         }),
         raw: parsed,
     };
-    let record = NewEvent {
-        instance: event
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        key: event.key(),
-        kind: "webhook".into(),
-        event: serde_json::to_string(&event).unwrap_or_default(),
-        status: "new",
-        note: None,
-    };
+    let record = NewEvent::of(&event);
     match crate::pipeline::record_and_process(&shared, vec![record], vec![event], |_| Ok(())).await
     {
         Ok(_) => {

@@ -22,6 +22,24 @@ pub struct NewEvent {
     pub note: Option<String>,
 }
 
+impl NewEvent {
+    /// `event`, to be recorded under its own key and instance (`default`
+    /// when the event names none) and processed.
+    pub fn of(event: &crate::event::Event) -> NewEvent {
+        NewEvent {
+            instance: event
+                .instance_id
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            key: event.key(),
+            kind: event.kind.trigger().to_owned(),
+            event: serde_json::to_string(event).unwrap_or_default(),
+            status: "new",
+            note: None,
+        }
+    }
+}
+
 /// An inbox row waiting to be processed.
 #[derive(Debug, Clone)]
 pub struct InboxRow {

@@ -38,13 +38,16 @@ pub struct EvalInput<'a> {
 }
 
 impl<'a> EvalInput<'a> {
-    /// The same input, reading the past through `memory`.
-    fn with_memory<'b>(&self, memory: &'b dyn Memory) -> EvalInput<'b> {
-        EvalInput {
+    /// Runs `evaluate` on this input with its reads of the past recorded:
+    /// the result, unless one of them failed.
+    fn recorded<T>(&self, evaluate: impl FnOnce(&EvalInput) -> T) -> Result<T, MemoryError> {
+        let recorder = Recorder::new(self.memory);
+        let value = evaluate(&EvalInput {
             now: self.now,
-            memory,
+            memory: &recorder,
             ignore_older_than: self.ignore_older_than,
-        }
+        });
+        recorder.finish(value)
     }
 }
 
@@ -86,9 +89,7 @@ impl RuleSet {
     /// Evaluates `event`: the plans of every matching rule, in order, until
     /// a `stop`. Fails only when a read of the past failed.
     pub fn evaluate(&self, event: &Event, input: &EvalInput) -> Result<Evaluation, MemoryError> {
-        let recorder = Recorder::new(input.memory);
-        let evaluation = self.evaluate_with(event, &input.with_memory(&recorder));
-        recorder.finish(evaluation)
+        input.recorded(|input| self.evaluate_with(event, input))
     }
 
     fn evaluate_with(&self, event: &Event, input: &EvalInput) -> Evaluation {
@@ -118,9 +119,7 @@ impl RuleSet {
     /// Every rule's verdict on `event`, for `simulate`. Slower than [`RuleSet::evaluate`]:
     /// it checks all rules of the event's trigger, to say why each did not match.
     pub fn explain(&self, event: &Event, input: &EvalInput) -> Result<Explained, MemoryError> {
-        let recorder = Recorder::new(input.memory);
-        let explained = self.explain_with(event, &input.with_memory(&recorder));
-        recorder.finish(explained)
+        input.recorded(|input| self.explain_with(event, input))
     }
 
     fn explain_with(&self, event: &Event, input: &EvalInput) -> Explained {
@@ -162,10 +161,7 @@ impl RuleSet {
         from_action: usize,
         http: &HttpResult,
     ) -> Result<Option<RulePlan>, MemoryError> {
-        let recorder = Recorder::new(input.memory);
-        let input = input.with_memory(&recorder);
-        let plan = self.continue_with(event, &input, rule_index, from_action, http);
-        recorder.finish(plan)
+        input.recorded(|input| self.continue_with(event, input, rule_index, from_action, http))
     }
 
     fn continue_with(
