@@ -64,77 +64,94 @@ pub fn interpret(request: &ApiRequest, status: u16, body: &str) -> Result<ApiRep
     let endpoint = request.endpoint();
     let trimmed = body.trim();
     let parsed: Option<Value> = serde_json::from_str(trimmed).ok();
-
     if !(200..300).contains(&status) {
-        let message = parsed.as_ref().and_then(message_text).map(str::to_owned);
-        if let Some(message) = &message {
-            let specific = classify_message(endpoint, message.clone());
-            if !matches!(specific, ApiError::Refused { .. }) {
-                return Err(specific);
-            }
-        }
-        return Err(ApiError::Http {
-            endpoint,
-            status,
-            message: message.or_else(|| (!trimmed.is_empty()).then(|| excerpt(trimmed))),
-        });
+        return Err(http_error(endpoint, status, parsed.as_ref(), trimmed));
     }
-
-    let Some(value) = parsed else {
-        if matches!(request, ApiRequest::Logout) && trimmed.to_ascii_lowercase().contains("logout")
+    let value = match parsed {
+        Some(value) => json_object(endpoint, value)?,
+        // A logout may answer in plain text.
+        None if matches!(request, ApiRequest::Logout)
+            && trimmed.to_ascii_lowercase().contains("logout") =>
         {
             return Ok(ApiReply::Done {
                 message: trimmed.to_owned(),
             });
         }
-        return Err(ApiError::InvalidResponse {
-            endpoint,
-            detail: if trimmed.is_empty() {
-                "an empty body".to_owned()
-            } else {
-                format!("not JSON: {}", excerpt(trimmed))
-            },
-        });
-    };
-
-    let object = match value {
-        Value::Null => return Err(ApiError::BackendDown { endpoint }),
-        Value::Array(ref items) if items.is_empty() => {
-            return Err(ApiError::BackendDown { endpoint });
-        }
-        Value::Object(ref map) if map.is_empty() => {
-            return Err(ApiError::BackendDown { endpoint });
-        }
-        Value::Object(map) => map,
-        other => {
+        None => {
             return Err(ApiError::InvalidResponse {
                 endpoint,
-                detail: format!(
-                    "expected a JSON object, got {}",
-                    excerpt(&other.to_string())
-                ),
+                detail: if trimmed.is_empty() {
+                    "an empty body".to_owned()
+                } else {
+                    format!("not JSON: {}", excerpt(trimmed))
+                },
             });
         }
     };
-    let value = Value::Object(object);
+    check_status(request, endpoint, &value)?;
+    reply(request, endpoint, &value)
+}
 
+/// What a status other than 2xx means: a known error text, else the status.
+fn http_error(
+    endpoint: &'static str,
+    status: u16,
+    parsed: Option<&Value>,
+    trimmed: &str,
+) -> ApiError {
+    let message = parsed.and_then(message_text).map(str::to_owned);
+    if let Some(message) = &message {
+        let specific = classify_message(endpoint, message.clone());
+        if !matches!(specific, ApiError::Refused { .. }) {
+            return specific;
+        }
+    }
+    ApiError::Http {
+        endpoint,
+        status,
+        message: message.or_else(|| (!trimmed.is_empty()).then(|| excerpt(trimmed))),
+    }
+}
+
+/// The answer as a non-empty JSON object: `null`, `[]` and `{}` mean the
+/// backend behind the API is down.
+fn json_object(endpoint: &'static str, value: Value) -> Result<Value, ApiError> {
+    match value {
+        Value::Object(ref map) if !map.is_empty() => Ok(value),
+        Value::Null | Value::Object(_) => Err(ApiError::BackendDown { endpoint }),
+        Value::Array(ref items) if items.is_empty() => Err(ApiError::BackendDown { endpoint }),
+        other => Err(ApiError::InvalidResponse {
+            endpoint,
+            detail: format!(
+                "expected a JSON object, got {}",
+                excerpt(&other.to_string())
+            ),
+        }),
+    }
+}
+
+/// The answer's own verdict: `relogin`, or a `status` word (without one
+/// only a send with a key id is understood).
+fn check_status(
+    request: &ApiRequest,
+    endpoint: &'static str,
+    value: &Value,
+) -> Result<(), ApiError> {
     if value.get("relogin").is_some_and(truthy) {
         return Err(ApiError::ReloginRequired {
             endpoint,
-            message: message_text(&value)
-                .unwrap_or("relogin required")
-                .to_owned(),
+            message: message_text(value).unwrap_or("relogin required").to_owned(),
         });
     }
     match value.get("status").map(status_word) {
         Some(Status::Error) => {
-            let message = message_text(&value).unwrap_or("no message").to_owned();
+            let message = message_text(value).unwrap_or("no message").to_owned();
             return Err(classify_message(endpoint, message));
         }
         Some(Status::Success) => {}
         Some(Status::Other) | None => {
             // Without a status word only a send with a key id is understood.
-            if !(request.is_send() && message_id(&value).is_some()) {
+            if !(request.is_send() && message_id(value).is_some()) {
                 return Err(ApiError::InvalidResponse {
                     endpoint,
                     detail: format!("no \"status\" in {}", excerpt(&value.to_string())),
@@ -142,78 +159,92 @@ pub fn interpret(request: &ApiRequest, status: u16, body: &str) -> Result<ApiRep
             }
         }
     }
+    Ok(())
+}
 
+/// What a successful answer says, per request.
+fn reply(
+    request: &ApiRequest,
+    endpoint: &'static str,
+    value: &Value,
+) -> Result<ApiReply, ApiError> {
     match request {
         ApiRequest::Send { .. }
         | ApiRequest::SendGroup { .. }
-        | ApiRequest::SendTemplate { .. } => {
-            if let Some(id) = message_id(&value) {
-                return Ok(ApiReply::Sent { message_id: id });
-            }
-            match message_text(&value) {
-                Some(message) => {
-                    let meaning = classify_message(endpoint, message.to_owned());
-                    if matches!(meaning, ApiError::Refused { .. }) {
-                        Err(ApiError::NotConfirmed {
-                            endpoint,
-                            detail: format!("it said: {}", excerpt(message)),
-                        })
-                    } else {
-                        Err(meaning)
-                    }
-                }
-                None => Err(ApiError::NotConfirmed {
-                    endpoint,
-                    detail: "the body had no message".to_owned(),
-                }),
-            }
-        }
+        | ApiRequest::SendTemplate { .. } => sent(endpoint, value),
         ApiRequest::CreateInstance => {
-            let id = string_at(&value, &["instance_id"])
-                .or_else(|| string_at(&value, &["data", "instance_id"]))
+            let id = string_at(value, &["instance_id"])
+                .or_else(|| string_at(value, &["data", "instance_id"]))
                 .ok_or_else(|| ApiError::InvalidResponse {
                     endpoint,
                     detail: "success without an instance_id".to_owned(),
                 })?;
             Ok(ApiReply::InstanceCreated { instance_id: id })
         }
-        ApiRequest::GetQrcode => {
-            let candidates: [&[&str]; 6] = [
-                &["base64"],
-                &["qrcode"],
-                &["qr_code"],
-                &["data", "qrcode"],
-                &["data", "base64"],
-                &["data", "qr_code"],
-            ];
-            let raw = candidates
-                .iter()
-                .find_map(|path| string_at(&value, path))
-                .ok_or_else(|| ApiError::InvalidResponse {
-                    endpoint,
-                    detail: format!(
-                        "success without a QR code ({})",
-                        message_text(&value).unwrap_or("no message")
-                    ),
-                })?;
-            Ok(ApiReply::QrCode {
-                qr: decode_qr(&raw).ok_or_else(|| ApiError::InvalidResponse {
-                    endpoint,
-                    detail: "the QR code is neither a PNG image nor text".to_owned(),
-                })?,
-            })
-        }
+        ApiRequest::GetQrcode => qr_reply(endpoint, value),
         ApiRequest::Reconnect => Ok(ApiReply::Connected {
-            account: string_at(&value, &["data", "id"]),
-            name: string_at(&value, &["data", "name"]),
+            account: string_at(value, &["data", "id"]),
+            name: string_at(value, &["data", "name"]),
         }),
         ApiRequest::Reboot
         | ApiRequest::ResetInstance
         | ApiRequest::Logout
         | ApiRequest::SetWebhook { .. } => Ok(ApiReply::Done {
-            message: message_text(&value).unwrap_or("Success").to_owned(),
+            message: message_text(value).unwrap_or("Success").to_owned(),
         }),
     }
+}
+
+/// A send's answer: confirmed only with a message key id.
+fn sent(endpoint: &'static str, value: &Value) -> Result<ApiReply, ApiError> {
+    if let Some(id) = message_id(value) {
+        return Ok(ApiReply::Sent { message_id: id });
+    }
+    match message_text(value) {
+        Some(message) => {
+            let meaning = classify_message(endpoint, message.to_owned());
+            if matches!(meaning, ApiError::Refused { .. }) {
+                Err(ApiError::NotConfirmed {
+                    endpoint,
+                    detail: format!("it said: {}", excerpt(message)),
+                })
+            } else {
+                Err(meaning)
+            }
+        }
+        None => Err(ApiError::NotConfirmed {
+            endpoint,
+            detail: "the body had no message".to_owned(),
+        }),
+    }
+}
+
+/// The QR code in a `get_qrcode` answer, wherever this host puts it.
+fn qr_reply(endpoint: &'static str, value: &Value) -> Result<ApiReply, ApiError> {
+    let candidates: [&[&str]; 6] = [
+        &["base64"],
+        &["qrcode"],
+        &["qr_code"],
+        &["data", "qrcode"],
+        &["data", "base64"],
+        &["data", "qr_code"],
+    ];
+    let raw = candidates
+        .iter()
+        .find_map(|path| string_at(value, path))
+        .ok_or_else(|| ApiError::InvalidResponse {
+            endpoint,
+            detail: format!(
+                "success without a QR code ({})",
+                message_text(value).unwrap_or("no message")
+            ),
+        })?;
+    Ok(ApiReply::QrCode {
+        qr: decode_qr(&raw).ok_or_else(|| ApiError::InvalidResponse {
+            endpoint,
+            detail: "the QR code is neither a PNG image nor text".to_owned(),
+        })?,
+    })
 }
 
 enum Status {

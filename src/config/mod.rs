@@ -177,6 +177,7 @@ pub enum ConfigError {
     Invalid(#[from] Diagnostics),
 }
 
+mod compile;
 mod raw;
 
 impl Config {
@@ -231,42 +232,8 @@ impl Config {
             }
         };
 
-        let base_url = match &raw.api.base_url {
-            None => url::Url::parse(DEFAULT_BASE_URL).ok(),
-            Some(spanned) => match parse_base_url(&spanned.value) {
-                Ok(url) => Some(url),
-                Err(message) => {
-                    let at = &spanned.referenced;
-                    problems.push(
-                        Diagnostic::at(path, at.line(), at.column(), message).with_hint(
-                            "use the API's base path, e.g. https://wonotify.com/api or https://wonotify.com/whatsapp_api",
-                        ),
-                    );
-                    None
-                }
-            },
-        };
-
-        let listen = match &raw.server.listen {
-            None => Some(SocketAddr::from(([127, 0, 0, 1], 8787))),
-            Some(spanned) => match spanned.value.trim().parse::<SocketAddr>() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    let at = &spanned.referenced;
-                    problems.push(
-                        Diagnostic::at(
-                            path,
-                            at.line(),
-                            at.column(),
-                            format!("invalid listen address `{}`", spanned.value),
-                        )
-                        .with_hint("write IP:PORT, e.g. 127.0.0.1:8787"),
-                    );
-                    None
-                }
-            },
-        };
-
+        let base_url = compile::base_url(&raw.api, path, &mut problems);
+        let listen = compile::listen(&raw.server, path, &mut problems);
         let store = match raw.store.as_deref().map(str::trim) {
             Some(":memory:") => StoreLocation::Memory,
             Some(p) if !p.is_empty() => StoreLocation::File(resolve(p)),
@@ -278,127 +245,18 @@ impl Config {
                 .filter(|s| !s.trim().is_empty())
                 .unwrap_or("rules"),
         );
-        let pacing_default = Pacing::default();
         let timezone = raw.timezone.clone().unwrap_or_default();
-        let hours: std::collections::BTreeMap<String, crate::units::calendar::Calendar> = raw
-            .hours
-            .iter()
-            .map(|(name, c)| {
-                let zone = c.timezone.clone().unwrap_or_else(|| timezone.clone());
-                (
-                    name.clone(),
-                    crate::units::calendar::Calendar::new(zone, &c.open, &c.holidays),
-                )
-            })
-            .collect();
-        let quiet_hours = match &raw.safety.quiet_hours {
-            None => crate::config::safety::QuietHours::default_in(&timezone),
-            Some(spanned) => {
-                match crate::config::safety::QuietHours::parse(&spanned.value, &timezone, &hours) {
-                    Ok(q) => q,
-                    Err((message, hint)) => {
-                        let at = &spanned.referenced;
-                        problems.push(
-                            Diagnostic::at(
-                                path,
-                                at.line(),
-                                at.column(),
-                                format!("safety.quiet_hours: {message}"),
-                            )
-                            .with_hint(hint),
-                        );
-                        None
-                    }
-                }
-            }
-        };
-        let safety = {
-            let d = crate::config::safety::Safety::default();
-            let o = raw.safety.opt_out;
-            let normalized = |list: Option<Vec<String>>, default: Vec<String>| {
-                list.map_or(default, |l| {
-                    l.iter()
-                        .map(|k| crate::config::safety::normalize(k))
-                        .collect()
-                })
-            };
-            let ceiling = match raw.safety.per_chat_ceiling.as_deref().map(str::trim) {
-                None => d.per_chat_ceiling,
-                Some("off") => None,
-                Some(text) => match text.parse::<Rate>() {
-                    Ok(rate) => Some(rate),
-                    Err(e) => {
-                        problems.push(
-                            Diagnostic::file_level(path, format!("safety.per_chat_ceiling: {e}"))
-                                .with_hint("write COUNT/WINDOW such as 3/10m, or off"),
-                        );
-                        None
-                    }
-                },
-            };
-            crate::config::safety::Safety {
-                opt_out: crate::config::safety::OptOut {
-                    enabled: o.enabled.unwrap_or(d.opt_out.enabled),
-                    keywords: normalized(o.keywords, d.opt_out.keywords),
-                    confirmation: o.confirmation.unwrap_or(d.opt_out.confirmation),
-                    resume_keywords: normalized(o.resume_keywords, d.opt_out.resume_keywords),
-                    resume_confirmation: o
-                        .resume_confirmation
-                        .unwrap_or(d.opt_out.resume_confirmation),
-                },
-                repeat_window: raw
-                    .safety
-                    .repeat_window
-                    .map_or(d.repeat_window, HumanDuration::get),
-                per_chat_ceiling: ceiling,
-                cold_guard: raw.safety.cold_guard.unwrap_or(d.cold_guard),
-                cold_daily_cap: raw.safety.cold_daily_cap.unwrap_or(d.cold_daily_cap),
-                quiet_hours,
-                ban_breaker: {
-                    let b = &raw.safety.ban_breaker;
-                    let db = d.ban_breaker;
-                    crate::config::safety::BanBreaker {
-                        enabled: b.enabled.unwrap_or(db.enabled),
-                        pause: b.pause.map_or(db.pause, HumanDuration::get),
-                        max_pause: b.max_pause.map_or(db.max_pause, HumanDuration::get),
-                        slow_start: b.slow_start.unwrap_or(db.slow_start),
-                        slow_interval: b.slow_interval.map_or(db.slow_interval, HumanDuration::get),
-                    }
-                },
-                loop_breaker: {
-                    let l = &raw.safety.loop_breaker;
-                    let dl = d.loop_breaker;
-                    crate::config::safety::LoopBreaker {
-                        enabled: l.enabled.unwrap_or(dl.enabled),
-                        faster_than: l.faster_than.map_or(dl.faster_than, HumanDuration::get),
-                        replies: l.replies.unwrap_or(dl.replies).max(1),
-                        mute: l.mute.map_or(dl.mute, HumanDuration::get),
-                    }
-                },
-            }
-        };
+        let hours = compile::calendars(&raw.hours, &timezone);
+        let safety = compile::safety(raw.safety, &timezone, &hours, path, &mut problems);
 
         let (Some(base_url), Some(listen)) = (base_url, listen) else {
             return Err(problems);
         };
-        let access_token = raw.api.access_token.and_then(Secret::new);
+        let api = compile::api(raw.api, base_url);
         let config = Config {
             path: path.to_owned(),
-            dry_run: raw.dry_run || access_token.is_none(),
-            api: ApiConfig {
-                base_url,
-                instance_id: raw
-                    .api
-                    .instance_id
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty()),
-                access_token,
-                method: raw.api.method,
-                timeout: raw
-                    .api
-                    .timeout
-                    .map_or(Duration::from_secs(20), HumanDuration::get),
-            },
+            dry_run: raw.dry_run || api.access_token.is_none(),
+            api,
             server: ServerConfig {
                 listen,
                 webhook_secret: raw.server.webhook_secret.and_then(Secret::new),
@@ -408,17 +266,7 @@ impl Config {
             rules,
             timezone,
             hours: std::sync::Arc::new(hours),
-            pacing: Pacing {
-                min_interval: raw
-                    .pacing
-                    .min_interval
-                    .map_or(pacing_default.min_interval, HumanDuration::get),
-                per_chat: raw.pacing.per_chat.unwrap_or(pacing_default.per_chat),
-                typing_delay: raw
-                    .pacing
-                    .typing_delay
-                    .unwrap_or(pacing_default.typing_delay),
-            },
+            pacing: compile::pacing(&raw.pacing),
             ignore_older_than: raw
                 .ignore_older_than
                 .map_or(Duration::from_secs(600), HumanDuration::get),
@@ -427,21 +275,7 @@ impl Config {
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
             vars: raw.vars,
             safety,
-            retry: {
-                let d = Retry::default();
-                Retry {
-                    attempts: raw.retry.attempts.unwrap_or(d.attempts).max(1),
-                    backoff: raw.retry.backoff.map_or(d.backoff, HumanDuration::get),
-                    max_backoff: raw
-                        .retry
-                        .max_backoff
-                        .map_or(d.max_backoff, HumanDuration::get),
-                    relogin_probe: raw
-                        .retry
-                        .relogin_probe
-                        .map_or(d.relogin_probe, HumanDuration::get),
-                }
-            },
+            retry: compile::retry(&raw.retry),
         };
         problems.into_result(config)
     }
