@@ -11,8 +11,10 @@ use super::plan::kind;
 use super::retry::finish;
 use super::{Outcome, Worker, gap};
 use crate::api::{ApiError, ApiReply, ErrorClass};
-use crate::rules::PlannedAction;
-use crate::store::Claim;
+use crate::config::Config;
+use crate::rules::{Outgoing, PlannedAction};
+use crate::runtime::Loaded;
+use crate::store::{Claim, OutboxRow};
 
 impl Worker {
     /// Performs one claimed row; [`Worker::settle`] applies the outcome.
@@ -31,25 +33,32 @@ impl Worker {
                 return Outcome::Done;
             }
         };
-        let request = &out.request;
         let loaded = shared.loaded();
-        let config = &loaded.config;
-        let id = row.id;
-        let endpoint = request.endpoint();
-        if config.dry_run {
+        if loaded.config.dry_run {
             tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
-            finish(shared, id, "dry_run", None).await;
+            finish(shared, row.id, "dry_run", None).await;
             return Outcome::Done;
         }
+        if self.stopped(claim, out, &loaded.config).await {
+            return Outcome::Done;
+        }
+        self.pace(&loaded.config).await;
+        send(&loaded, row, out).await
+    }
+
+    /// Whether the row must not leave now: blocked (a paused chat or a
+    /// protection: recorded as blocked, counted for no limit), held for
+    /// quiet hours, or waiting for the per-chat rate. The store says which.
+    async fn stopped(&self, claim: &Claim, out: &Outgoing, config: &Config) -> bool {
+        let (shared, row) = (&self.shared, &claim.row);
+        let (id, endpoint) = (row.id, out.request.endpoint());
         let now = shared.now().as_millisecond();
-        // A paused chat (a person took over, the loop breaker) or a safety
-        // protection stops it: recorded as blocked, counted for no limit.
         if let Some(reason) = claim.chat_pause.clone().or_else(|| claim.blocked.clone()) {
             tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
             metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
                 .increment(1);
             finish(shared, id, "blocked", Some(reason)).await;
-            return Outcome::Done;
+            return true;
         }
         // Quiet hours: a message that is not a reply waits, spending no attempt.
         if let Some(until) = crate::guard::quiet_until(&config.safety, &row.rule, out, now) {
@@ -69,7 +78,7 @@ impl Worker {
                 c.hold(id, until, &note, now)
             })
             .await;
-            return Outcome::Done;
+            return true;
         }
         // Per-chat rate: at most N sends per window.
         let rate = config.pacing.per_chat;
@@ -82,9 +91,14 @@ impl Worker {
                 c.mark_retry(id, next_at, &note, false, now)
             })
             .await;
-            return Outcome::Done;
+            return true;
         }
-        // The minimum interval (wider during a slow start), then a human-like typing delay.
+        false
+    }
+
+    /// The minimum interval since the last send (wider during a slow
+    /// start), then a human-like typing delay.
+    async fn pace(&self, config: &Config) {
         let gap = gap(&self.breaker, config);
         if let Some(last) = self.last_send {
             let since = last.elapsed();
@@ -97,27 +111,31 @@ impl Worker {
             let ms = rand::rng().random_range(typing.min.as_millis()..=typing.max.as_millis());
             tokio::time::sleep(Duration::from_millis(ms as u64)).await;
         }
-        let started = Instant::now();
-        let mut result = loaded.api.call(request).await;
-        // `fallback: auto`: a refused or unconfirmed interactive message is
-        // replaced by its text menu at once, spending no retry.
-        if let (Err(err), Some(text)) = (&result, &out.fallback)
-            && (err.class() == ErrorClass::Permanent
-                || matches!(err, ApiError::NotConfirmed { .. }))
-        {
-            tracing::warn!(rule = %row.rule, error = %err, "the interactive message was refused; sending the text menu instead");
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "fallback")
-                .increment(1);
-            result = loaded.api.call(text).await;
-        }
-        metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(ApiReply::Sent { message_id }) => Outcome::Sent {
-                message_id: Some(message_id),
-            },
-            Ok(_) => Outcome::Sent { message_id: None },
-            Err(err) => Outcome::Failed(err),
-        }
+    }
+}
+
+/// The API call, with `fallback: auto`: a refused or unconfirmed
+/// interactive message is replaced by its text menu at once, spending no
+/// retry.
+async fn send(loaded: &Loaded, row: &OutboxRow, out: &Outgoing) -> Outcome {
+    let endpoint = out.request.endpoint();
+    let started = Instant::now();
+    let mut result = loaded.api.call(&out.request).await;
+    if let (Err(err), Some(text)) = (&result, &out.fallback)
+        && (err.class() == ErrorClass::Permanent || matches!(err, ApiError::NotConfirmed { .. }))
+    {
+        tracing::warn!(rule = %row.rule, error = %err, "the interactive message was refused; sending the text menu instead");
+        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "fallback")
+            .increment(1);
+        result = loaded.api.call(text).await;
+    }
+    metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(ApiReply::Sent { message_id }) => Outcome::Sent {
+            message_id: Some(message_id),
+        },
+        Ok(_) => Outcome::Sent { message_id: None },
+        Err(err) => Outcome::Failed(err),
     }
 }

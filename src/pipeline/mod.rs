@@ -12,11 +12,12 @@
 //! learned from contacts events. Rows are written by
 //! [`crate::outbox::plan`]; after the commit the outbox worker is told.
 
+mod screen;
+
 use crate::config::Config;
-use crate::event::jid::{self, JidKind};
-use crate::event::{Delivery, Event, EventKind};
+use crate::event::{Event, EventKind};
 use crate::outbox::plan::write_plan;
-use crate::rules::{EvalInput, PlannedAction, RulePlan, RuleSet};
+use crate::rules::{EvalInput, RuleSet};
 use crate::runtime::Shared;
 use crate::store::{InboxRow, NewEvent, StoreError, Tx};
 
@@ -146,86 +147,11 @@ fn process_event(
     row: &InboxRow,
     mut event: Event,
 ) -> Result<usize, StoreError> {
-    let now_ms = now.as_millisecond();
-    let instance = row.instance.as_str();
     event.learn_phones(|jid| tx.phone_of(jid))?;
-    match &mut event.kind {
-        EventKind::Contacts(contacts) => {
-            for c in contacts.iter() {
-                tx.upsert_contact(&c.id, c.phone.as_deref(), c.name.as_deref(), now_ms)?;
-                if let Some(lid) = &c.lid {
-                    tx.upsert_contact(lid, c.phone.as_deref(), c.name.as_deref(), now_ms)?;
-                }
-            }
-            tx.finish_inbox(row.id, "done", Some("contacts learned"))?;
-            return Ok(0);
-        }
-        EventKind::Message(m) if m.from_me => {
-            let note = if tx.is_own_send(&m.id)? {
-                "the echo of our own send".to_owned()
-            } else if m.delivery == Delivery::Notify
-                && matches!(
-                    jid::kind(&m.chat),
-                    JidKind::Phone | JidKind::Lid | JidKind::Group
-                )
-            {
-                let until = now_ms + config.human_pause.as_millis() as i64;
-                tx.pause_chat(instance, &m.chat, until, "a person took over this chat")?;
-                metrics::counter!(crate::metrics::HUMAN_TAKEOVERS).increment(1);
-                tracing::info!(chat = %m.chat, minutes = config.human_pause.as_secs() / 60, "a person wrote from the phone: the bot is paused in this chat");
-                format!(
-                    "typed on the phone: the bot is paused in this chat until {}",
-                    crate::units::ms_text(until)
-                )
-            } else {
-                "sent by this number".to_owned()
-            };
-            tx.finish_inbox(row.id, "ignored", Some(&note))?;
-            return Ok(0);
-        }
-        EventKind::Message(m) => {
-            if !m.is_group
-                && let Some(keyword) = config
-                    .safety
-                    .opt_out
-                    .keyword(m.text.as_deref().unwrap_or_default())
-            {
-                let number = m
-                    .sender_phone
-                    .clone()
-                    .unwrap_or_else(|| m.sender_jid.clone());
-                return opt_out_keyword(
-                    tx, config, instance, row, &m.chat, &number, keyword, now_ms,
-                );
-            }
-            if let Some(number) = &m.sender_phone
-                && !m.is_group
-            {
-                tx.saw_number(instance, number, now_ms)?;
-            }
-            if let Some((until, reason)) = tx.pause_of(instance, &m.chat, now_ms)? {
-                let note = format!("{reason} until {}", crate::units::ms_text(until));
-                tx.finish_inbox(row.id, "ignored", Some(&note))?;
-                return Ok(0);
-            }
-            if !m.is_group
-                && let Some(until) = crate::guard::loop_check(
-                    tx,
-                    &config.safety.loop_breaker,
-                    instance,
-                    &m.chat,
-                    &m.sender,
-                    now_ms,
-                )?
-            {
-                metrics::counter!(crate::metrics::LOOPS_BROKEN).increment(1);
-                tracing::warn!(chat = %m.chat, until = %crate::units::ms_text(until), "this chat answers like a bot: automation muted here (safety.loop_breaker)");
-                tx.finish_inbox(row.id, "ignored", Some("the loop breaker muted this chat"))?;
-                return Ok(0);
-            }
-        }
-        _ => {}
+    if let Some(planned) = screen::before_rules(tx, config, row, &event, now.as_millisecond())? {
+        return Ok(planned);
     }
+    let (now_ms, instance) = (now.as_millisecond(), row.instance.as_str());
     // A schedule's occurrence is evaluated at its own instant, however late it runs.
     let now = match &event.kind {
         EventKind::Schedule(fire) => fire.at,
@@ -268,69 +194,5 @@ fn process_event(
         format!("matched: {}", matched.join(", "))
     };
     tx.finish_inbox(row.id, "done", Some(&note))?;
-    Ok(planned)
-}
-
-/// Answers an opt-out or resume keyword: updates the list, confirms once.
-#[allow(clippy::too_many_arguments)]
-fn opt_out_keyword(
-    tx: &Tx,
-    config: &Config,
-    instance: &str,
-    row: &InboxRow,
-    chat: &str,
-    number: &str,
-    keyword: crate::config::safety::Keyword,
-    now_ms: i64,
-) -> Result<usize, StoreError> {
-    use crate::config::safety::Keyword;
-    let opt = &config.safety.opt_out;
-    let (changed, rule, text, note) = match keyword {
-        Keyword::Stop => (
-            tx.opt_out(instance, number, now_ms)?,
-            "waflow:opt-out",
-            &opt.confirmation,
-            "opt-out keyword: the number is on the opt-out list",
-        ),
-        Keyword::Start => (
-            tx.opt_in(instance, number)?,
-            "waflow:opt-in",
-            &opt.resume_confirmation,
-            "resume keyword: the number is off the opt-out list",
-        ),
-    };
-    let mut planned = 0;
-    if changed {
-        tracing::info!(number, rule, "opt-out list changed");
-        let plan = RulePlan {
-            rule: rule.to_owned(),
-            rule_index: usize::MAX,
-            chat: Some(chat.to_owned()),
-            actions: vec![PlannedAction::Send(crate::rules::Outgoing {
-                allow: crate::rules::Allowances {
-                    repeat: true,
-                    cold: true,
-                },
-                reply: true,
-                ..crate::rules::Outgoing::new(crate::api::ApiRequest::Send {
-                    number: number.to_owned(),
-                    content: crate::api::Content::Text { text: text.clone() },
-                })
-            })],
-            continue_at: None,
-            failed: None,
-        };
-        planned = write_plan(
-            tx,
-            config,
-            instance,
-            &row.key,
-            Some(row.id),
-            &plan,
-            0,
-            now_ms,
-        )?;
-    }
-    tx.finish_inbox(row.id, "done", Some(note))?;
     Ok(planned)
 }

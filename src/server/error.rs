@@ -1,0 +1,78 @@
+//! [`ServerError`]: every way a request to the listener is refused, with
+//! its status and the JSON body that tells the caller what to do.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// Why a request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A webhook path whose secret is wrong (or no secret is configured).
+    #[error("not found")]
+    NotFound,
+    /// No rule listens on this hook.
+    #[error("no rule listens on hook `{0}`")]
+    UnknownHook(String),
+    /// The hook's rules name no secret, so no call can be authorized.
+    #[error("this hook has no secret configured")]
+    NoHookSecret,
+    /// The signature or `?secret=` is missing or wrong.
+    #[error(
+        "missing or wrong signature: send X-Waflow-Signature: sha256=<hex HMAC-SHA256 of the body>, or ?secret="
+    )]
+    Unauthorized,
+    /// The body is not JSON.
+    #[error("the body is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// The store could not commit the events: nothing was accepted.
+    #[error("the store is unavailable; retry later")]
+    Store(#[source] StoreError),
+}
+
+impl ServerError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ServerError::NotFound | ServerError::UnknownHook(_) => StatusCode::NOT_FOUND,
+            ServerError::NoHookSecret | ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ServerError::NotJson(_) => StatusCode::BAD_REQUEST,
+            ServerError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        if let ServerError::Store(err) = &self {
+            tracing::error!(error = %err, "cannot record the events of a request: answered 503");
+        }
+        let body = json!({ "error": self.to_string() });
+        (self.status(), axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_status() {
+        let cases = [
+            (ServerError::NotFound, 404),
+            (ServerError::UnknownHook("shop".into()), 404),
+            (ServerError::NoHookSecret, 401),
+            (ServerError::Unauthorized, 401),
+            (ServerError::Store(StoreError::Closed), 503),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.into_response().status().as_u16(), status);
+        }
+        let not_json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        assert_eq!(
+            ServerError::NotJson(not_json).into_response().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
