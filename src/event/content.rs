@@ -70,6 +70,30 @@ impl Extracted {
 
 /// The type, text and details of unwrapped content; `None` when it holds nothing a person sent.
 pub(super) fn extract(content: &Value) -> Option<Extracted> {
+    if let Some(e) = text_or_media(content)
+        .or_else(|| reply(content))
+        .or_else(|| other_kind(content))
+    {
+        return Some(e);
+    }
+    if let Some(p) = content.get("protocolMessage") {
+        // An edit arriving as a protocol message carries the new content.
+        let edited = p.get("editedMessage").filter(|m| m.is_object())?;
+        let (inner, _) = unwrap(edited);
+        let mut e = extract(inner)?;
+        e.edited = true;
+        return Some(e);
+    }
+    let ignorable = ["messageContextInfo", "senderKeyDistributionMessage"];
+    let map = content.as_object()?;
+    if map.keys().all(|k| ignorable.contains(&k.as_str())) {
+        return None;
+    }
+    Some(Extracted::new(MessageType::Other, None))
+}
+
+/// A text, or an image, video, audio, document or sticker with its caption.
+fn text_or_media(content: &Value) -> Option<Extracted> {
     let get = |path: &[&str]| -> Option<String> {
         let mut at = content;
         for key in path {
@@ -103,6 +127,12 @@ pub(super) fn extract(content: &Value) -> Option<Extracted> {
             return Some(e);
         }
     }
+    None
+}
+
+/// A reply to buttons, a template or a list, or a native-flow answer: the
+/// label as text, the chosen id as `button_id`.
+fn reply(content: &Value) -> Option<Extracted> {
     if let Some(m) = content.get("buttonsResponseMessage") {
         let mut e = Extracted::new(
             MessageType::Button,
@@ -158,6 +188,11 @@ pub(super) fn extract(content: &Value) -> Option<Extracted> {
         e.button_id = params.as_ref().and_then(|p| p.get("id")).and_then(text_of);
         return Some(e);
     }
+    None
+}
+
+/// A location, contact card, reaction or poll.
+fn other_kind(content: &Value) -> Option<Extracted> {
     for field in ["locationMessage", "liveLocationMessage"] {
         if let Some(m) = content.get(field).filter(|m| m.is_object()) {
             let name = m.get("name").and_then(text_of);
@@ -201,18 +236,5 @@ pub(super) fn extract(content: &Value) -> Option<Extracted> {
             ));
         }
     }
-    if let Some(p) = content.get("protocolMessage") {
-        // An edit arriving as a protocol message carries the new content.
-        let edited = p.get("editedMessage").filter(|m| m.is_object())?;
-        let (inner, _) = unwrap(edited);
-        let mut e = extract(inner)?;
-        e.edited = true;
-        return Some(e);
-    }
-    let ignorable = ["messageContextInfo", "senderKeyDistributionMessage"];
-    let map = content.as_object()?;
-    if map.keys().all(|k| ignorable.contains(&k.as_str())) {
-        return None;
-    }
-    Some(Extracted::new(MessageType::Other, None))
+    None
 }

@@ -42,121 +42,15 @@ pub fn normalize(body: Value) -> Normalized {
         instance_id: body.get("instance_id").and_then(text_of),
         ..Normalized::default()
     };
-    let data = body.get("data");
-    let (name, payload) = match data.and_then(|d| d.get("event")).and_then(Value::as_str) {
-        // Stock and received_message: the name sits inside `data`.
-        Some(name) => (
-            name.to_owned(),
-            data.and_then(|d| d.get("data").or_else(|| d.get("message"))),
-        ),
-        // Gen-2: the name at the top, the payload in `data`.
-        None => match body.get("event").and_then(Value::as_str) {
-            Some(name) => (name.to_owned(), data),
-            None => {
-                out.unknown = true;
-                return out;
-            }
-        },
+    let Some((name, payload)) = envelope(&body) else {
+        out.unknown = true;
+        return out;
     };
-    out.event_name = name.clone();
-    let payload = payload.unwrap_or(&Value::Null);
-    let mut kinds = Vec::new();
-    let mut push = |kind: EventKind| kinds.push(kind);
-    let mut skipped = Vec::new();
-    match name.as_str() {
-        "messages.upsert" => {
-            let (items, delivery) = match payload {
-                Value::Array(items) => (items.as_slice(), Delivery::Notify),
-                other => (
-                    other
-                        .get("messages")
-                        .and_then(Value::as_array)
-                        .map_or(&[][..], Vec::as_slice),
-                    if other.get("type").and_then(Value::as_str) == Some("append") {
-                        Delivery::Append
-                    } else {
-                        Delivery::Notify
-                    },
-                ),
-            };
-            for item in items {
-                match message(item, delivery) {
-                    Ok(m) => push(EventKind::Message(m)),
-                    Err(reason) => skipped.push(reason),
-                }
-            }
-        }
-        "received_message" => match received_message(payload) {
-            Ok(m) => push(EventKind::Message(m)),
-            Err(reason) => skipped.push(reason),
-        },
-        "messages.update" => {
-            for item in as_items(payload) {
-                match status(item) {
-                    Some(s) => push(EventKind::Status(s)),
-                    None => skipped.push("an update without a delivery status".to_owned()),
-                }
-            }
-        }
-        "presence.update" => {
-            let chat = payload.get("id").and_then(text_of).unwrap_or_default();
-            if let Some(map) = payload.get("presences").and_then(Value::as_object) {
-                for (participant, p) in map {
-                    let state = p
-                        .get("lastKnownPresence")
-                        .and_then(text_of)
-                        .unwrap_or_else(|| "unavailable".to_owned());
-                    let participant = jid::normalize(participant);
-                    push(EventKind::Presence(Presence {
-                        chat: jid::normalize(&chat),
-                        phone: jid::phone(&participant),
-                        participant,
-                        state,
-                    }));
-                }
-            }
-        }
-        "contacts.update" | "contacts.upsert" => {
-            let contacts: Vec<Contact> = as_items(payload).filter_map(contact).collect();
-            if !contacts.is_empty() {
-                push(EventKind::Contacts(contacts));
-            }
-        }
-        "groups.update" | "groups.upsert" => {
-            let groups: Vec<GroupUpdate> = as_items(payload)
-                .filter_map(|g| {
-                    Some(GroupUpdate {
-                        id: g.get("id").and_then(text_of)?,
-                        subject: g.get("subject").and_then(text_of),
-                    })
-                })
-                .collect();
-            if !groups.is_empty() {
-                push(EventKind::Groups(groups));
-            }
-        }
-        "call" => {
-            for c in as_items(payload) {
-                let Some(from) = c.get("from").and_then(text_of) else {
-                    continue;
-                };
-                let from = jid::normalize(&from);
-                push(EventKind::Call(Call {
-                    id: c.get("id").and_then(text_of).unwrap_or_default(),
-                    phone: c
-                        .get("callerPn")
-                        .and_then(text_of)
-                        .and_then(|p| jid::phone_from_any(&p))
-                        .or_else(|| jid::phone(&from)),
-                    from,
-                    status: c.get("status").and_then(text_of).unwrap_or_default(),
-                    is_video: c.get("isVideo").is_some_and(truthy),
-                }));
-            }
-        }
-        _ => out.unknown = true,
-    }
-    out.skipped = skipped;
+    out.event_name = name.to_owned();
+    let Some(kinds) = kinds_of(name, payload, &mut out.skipped) else {
+        out.unknown = true;
+        return out;
+    };
     // Each event keeps the whole body; the last one takes it, the others a copy.
     let mut body = Some(body);
     let last = kinds.len().saturating_sub(1);
@@ -173,6 +67,135 @@ pub fn normalize(body: Value) -> Normalized {
         });
     }
     out
+}
+
+/// The event name and its payload, in whichever envelope the body uses.
+fn envelope(body: &Value) -> Option<(&str, &Value)> {
+    let data = body.get("data");
+    let (name, payload) = match data.and_then(|d| d.get("event")).and_then(Value::as_str) {
+        // Stock and received_message: the name sits inside `data`.
+        Some(name) => (
+            name,
+            data.and_then(|d| d.get("data").or_else(|| d.get("message"))),
+        ),
+        // Gen-2: the name at the top, the payload in `data`.
+        None => (body.get("event").and_then(Value::as_str)?, data),
+    };
+    Some((name, payload.unwrap_or(&Value::Null)))
+}
+
+/// The events of one payload; `None` for an event name waflow does not read.
+fn kinds_of(name: &str, payload: &Value, skipped: &mut Vec<String>) -> Option<Vec<EventKind>> {
+    let mut kinds = Vec::new();
+    match name {
+        "messages.upsert" => kinds = upserted(payload, skipped),
+        "received_message" => match received_message(payload) {
+            Ok(m) => kinds.push(EventKind::Message(m)),
+            Err(reason) => skipped.push(reason),
+        },
+        "messages.update" => {
+            for item in as_items(payload) {
+                match status(item) {
+                    Some(s) => kinds.push(EventKind::Status(s)),
+                    None => skipped.push("an update without a delivery status".to_owned()),
+                }
+            }
+        }
+        "presence.update" => kinds = presences(payload),
+        "contacts.update" | "contacts.upsert" => {
+            let contacts: Vec<Contact> = as_items(payload).filter_map(contact).collect();
+            if !contacts.is_empty() {
+                kinds.push(EventKind::Contacts(contacts));
+            }
+        }
+        "groups.update" | "groups.upsert" => {
+            let groups: Vec<GroupUpdate> = as_items(payload)
+                .filter_map(|g| {
+                    Some(GroupUpdate {
+                        id: g.get("id").and_then(text_of)?,
+                        subject: g.get("subject").and_then(text_of),
+                    })
+                })
+                .collect();
+            if !groups.is_empty() {
+                kinds.push(EventKind::Groups(groups));
+            }
+        }
+        "call" => kinds = calls(payload),
+        _ => return None,
+    }
+    Some(kinds)
+}
+
+/// The messages of a `messages.upsert` (`append` for ones this number sent elsewhere).
+fn upserted(payload: &Value, skipped: &mut Vec<String>) -> Vec<EventKind> {
+    let mut kinds = Vec::new();
+    let (items, delivery) = match payload {
+        Value::Array(items) => (items.as_slice(), Delivery::Notify),
+        other => (
+            other
+                .get("messages")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice),
+            if other.get("type").and_then(Value::as_str) == Some("append") {
+                Delivery::Append
+            } else {
+                Delivery::Notify
+            },
+        ),
+    };
+    for item in items {
+        match message(item, delivery) {
+            Ok(m) => kinds.push(EventKind::Message(m)),
+            Err(reason) => skipped.push(reason),
+        }
+    }
+    kinds
+}
+
+/// One event per participant of a `presence.update`.
+fn presences(payload: &Value) -> Vec<EventKind> {
+    let mut kinds = Vec::new();
+    let chat = payload.get("id").and_then(text_of).unwrap_or_default();
+    if let Some(map) = payload.get("presences").and_then(Value::as_object) {
+        for (participant, p) in map {
+            let state = p
+                .get("lastKnownPresence")
+                .and_then(text_of)
+                .unwrap_or_else(|| "unavailable".to_owned());
+            let participant = jid::normalize(participant);
+            kinds.push(EventKind::Presence(Presence {
+                chat: jid::normalize(&chat),
+                phone: jid::phone(&participant),
+                participant,
+                state,
+            }));
+        }
+    }
+    kinds
+}
+
+/// The calls of a `call` event.
+fn calls(payload: &Value) -> Vec<EventKind> {
+    let mut kinds = Vec::new();
+    for c in as_items(payload) {
+        let Some(from) = c.get("from").and_then(text_of) else {
+            continue;
+        };
+        let from = jid::normalize(&from);
+        kinds.push(EventKind::Call(Call {
+            id: c.get("id").and_then(text_of).unwrap_or_default(),
+            phone: c
+                .get("callerPn")
+                .and_then(text_of)
+                .and_then(|p| jid::phone_from_any(&p))
+                .or_else(|| jid::phone(&from)),
+            from,
+            status: c.get("status").and_then(text_of).unwrap_or_default(),
+            is_video: c.get("isVideo").is_some_and(truthy),
+        }));
+    }
+    kinds
 }
 
 /// The items of a payload that is an array, or a single object.

@@ -8,8 +8,9 @@
 
 mod actions;
 mod context;
+mod filter;
 
-use context::{Base, sender_is, state_holds, type_name};
+use context::Base;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,7 +23,6 @@ use crate::event::jid::{self, JidKind};
 use crate::event::{Event, EventKind, ReplyTarget};
 use crate::rules::expr::{Now, SEED, fnv, to_value};
 use crate::rules::plan::{MenuOption, RulePlan};
-use crate::rules::raw::ChatScope;
 use crate::rules::state::{Memory, MemoryError, Recorder};
 use crate::rules::{Rule, RuleSet, Trigger};
 use crate::units::format_duration;
@@ -234,80 +234,7 @@ impl RuleSet {
         let mut captures = BTreeMap::new();
         match (&rule.trigger, &event.kind) {
             (Trigger::Message(f), EventKind::Message(m)) => {
-                match (f.chat, m.is_group) {
-                    (ChatScope::Direct, true) => {
-                        return Err(
-                            "a group message; the rule is for direct chats (chat: direct)".into(),
-                        );
-                    }
-                    (ChatScope::Group, false) => {
-                        return Err("a direct message; the rule is for groups (chat: group)".into());
-                    }
-                    _ => {}
-                }
-                if !f.from.is_empty() && !f.from.iter().any(|x| sender_is(m, x)) {
-                    return Err(format!("sender {} is not in match.from", m.sender));
-                }
-                if !f.groups.is_empty() && !f.groups.contains(&m.chat) {
-                    return Err(format!("group {} is not in match.group", m.chat));
-                }
-                if !f.types.is_empty() && !f.types.contains(&m.kind) {
-                    return Err(format!("type {} is not in match.type", type_name(m)));
-                }
-                if !f.button_ids.is_empty()
-                    && !m
-                        .button_id
-                        .as_ref()
-                        .is_some_and(|id| f.button_ids.contains(id))
-                {
-                    return Err(format!(
-                        "button id {} is not in match.button_id",
-                        m.button_id.as_deref().unwrap_or("(none)")
-                    ));
-                }
-                if !f.choices.is_empty() {
-                    let choice = base.choice();
-                    if !choice.as_ref().is_some_and(|c| f.choices.contains(c)) {
-                        return Err(format!(
-                            "choice {} is not in match.choice",
-                            choice.as_deref().unwrap_or("(none)")
-                        ));
-                    }
-                }
-                if let Some(re) = &f.text {
-                    let text = m.text.as_deref().unwrap_or_default();
-                    let Some(caps) = re.captures(text) else {
-                        return Err(format!("text {text:?} does not match /{}/", re.as_str()));
-                    };
-                    for (i, name) in re.capture_names().enumerate() {
-                        let Some(value) = caps.get(i) else { continue };
-                        let value = JValue::from(value.as_str());
-                        captures.insert(JValue::from(i), value.clone());
-                        if let Some(name) = name {
-                            captures.insert(JValue::from(name), value);
-                        }
-                    }
-                }
-                if !f.state.is_empty() {
-                    // Reads go through a `Recorder`: a failure is kept there, not lost.
-                    let state = input
-                        .memory
-                        .state(instance(event), &m.chat)
-                        .unwrap_or_default();
-                    for (key, want) in &f.state {
-                        if !state_holds(state.get(key), want) {
-                            return Err(format!(
-                                "state.{key} is {}, not {}",
-                                state.get(key).map_or("unset".into(), |v| v.to_string()),
-                                if want.is_null() {
-                                    "unset".into()
-                                } else {
-                                    want.to_string()
-                                }
-                            ));
-                        }
-                    }
-                }
+                captures = filter::message(f, m, event, input, base)?;
             }
             (Trigger::Status(f), EventKind::Status(s)) => {
                 if !f.names.is_empty() && !f.names.contains(&s.name) {
