@@ -58,13 +58,7 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
         .clone()
         .unwrap_or_else(|| "default".into());
     let events = events(args, &instance, now)?;
-    let mut state = BTreeMap::new();
-    for kv in &args.state {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| CliError::Invalid(format!("--state `{kv}`: write KEY=VALUE")))?;
-        state.insert(k.trim().to_owned(), Value::String(v.to_owned()));
-    }
+    let state = state_values(&args.state)?;
     let mut reports = Vec::new();
     let mut text = String::new();
     if events.is_empty() {
@@ -96,44 +90,10 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
                 event.kind.trigger()
             ));
         }
-        let mut rule_reports = Vec::new();
-        for (name, verdict) in &verdicts {
-            match verdict {
-                Verdict::Matched(plan) => {
-                    text.push_str(&format!("  ✓ {name}: matched\n"));
-                    let mut actions = Vec::new();
-                    for action in &plan.actions {
-                        let (line, detail) = show(&api, action);
-                        text.push_str(&format!("      {line}\n"));
-                        actions.push(detail);
-                    }
-                    if let Some(at) = plan.continue_at {
-                        text.push_str(&format!(
-                            "      (actions from #{} on are planned after the http call answers)\n",
-                            at + 1
-                        ));
-                    }
-                    if let Some(f) = &plan.failed {
-                        text.push_str(&format!(
-                            "      ✗ action #{} failed: {}\n",
-                            f.action + 1,
-                            f.message
-                        ));
-                    }
-                    rule_reports.push(json!({ "rule": name, "matched": true, "actions": actions, "failed": plan.failed.as_ref().map(|f| &f.message) }));
-                }
-                Verdict::NotMatched(reason) => {
-                    text.push_str(&format!("  ✗ {name}: {reason}\n"));
-                    rule_reports.push(json!({ "rule": name, "matched": false, "reason": reason }));
-                }
-                Verdict::Stopped(by) => {
-                    text.push_str(&format!(
-                        "  - {name}: not evaluated, `{by}` has stop: true\n"
-                    ));
-                    rule_reports.push(json!({ "rule": name, "matched": false, "reason": format!("stopped by {by}") }));
-                }
-            }
-        }
+        let rule_reports: Vec<Value> = verdicts
+            .iter()
+            .map(|(name, verdict)| report_verdict(&api, name, verdict, &mut text))
+            .collect();
         reports
             .push(json!({ "event": describe(event), "ignored": ignored, "rules": rule_reports }));
     }
@@ -142,6 +102,57 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
     }
     out.success(text.trim_end(), json!({ "events": reports }));
     Ok(())
+}
+
+/// `--state KEY=VALUE` pairs as the chat's state.
+fn state_values(pairs: &[String]) -> Result<BTreeMap<String, Value>, CliError> {
+    let mut state = BTreeMap::new();
+    for kv in pairs {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| CliError::Invalid(format!("--state `{kv}`: write KEY=VALUE")))?;
+        state.insert(k.trim().to_owned(), Value::String(v.to_owned()));
+    }
+    Ok(state)
+}
+
+/// One rule's verdict: its lines in `text`, and its JSON report.
+fn report_verdict(api: &ApiClient, name: &str, verdict: &Verdict, text: &mut String) -> Value {
+    match verdict {
+        Verdict::Matched(plan) => {
+            text.push_str(&format!("  ✓ {name}: matched\n"));
+            let mut actions = Vec::new();
+            for action in &plan.actions {
+                let (line, detail) = show(api, action);
+                text.push_str(&format!("      {line}\n"));
+                actions.push(detail);
+            }
+            if let Some(at) = plan.continue_at {
+                text.push_str(&format!(
+                    "      (actions from #{} on are planned after the http call answers)\n",
+                    at + 1
+                ));
+            }
+            if let Some(f) = &plan.failed {
+                text.push_str(&format!(
+                    "      ✗ action #{} failed: {}\n",
+                    f.action + 1,
+                    f.message
+                ));
+            }
+            json!({ "rule": name, "matched": true, "actions": actions, "failed": plan.failed.as_ref().map(|f| &f.message) })
+        }
+        Verdict::NotMatched(reason) => {
+            text.push_str(&format!("  ✗ {name}: {reason}\n"));
+            json!({ "rule": name, "matched": false, "reason": reason })
+        }
+        Verdict::Stopped(by) => {
+            text.push_str(&format!(
+                "  - {name}: not evaluated, `{by}` has stop: true\n"
+            ));
+            json!({ "rule": name, "matched": false, "reason": format!("stopped by {by}") })
+        }
+    }
 }
 
 fn events(

@@ -234,53 +234,9 @@ fn message(item: &Value, delivery: Delivery) -> Result<Message, String> {
 
     let chat = jid::normalize(&remote);
     let is_group = jid::kind(&chat) == JidKind::Group;
-    let enrichment = item.get("_chat");
     let from_me = key.get("fromMe").is_some_and(truthy);
-    let (sender_jid, phone_fields): (String, [Option<&Value>; 3]) = if is_group {
-        let participant = key
-            .get("participant")
-            .or_else(|| item.get("participant"))
-            .and_then(text_of)
-            .map(|p| jid::normalize(&p))
-            .unwrap_or_default();
-        (
-            participant,
-            [
-                key.get("participantAlt"),
-                key.get("participantPn"),
-                enrichment.and_then(|c| c.get("participant_phone")),
-            ],
-        )
-    } else {
-        (
-            chat.clone(),
-            [
-                key.get("remoteJidAlt"),
-                key.get("senderPn"),
-                enrichment.and_then(|c| c.get("phone")),
-            ],
-        )
-    };
-    let sender_phone = jid::phone(&sender_jid).or_else(|| {
-        phone_fields
-            .into_iter()
-            .flatten()
-            .filter_map(text_of)
-            .find_map(|v| jid::phone_from_any(&v))
-    });
-    let sender_name = item
-        .get("pushName")
-        .and_then(text_of)
-        .or_else(|| {
-            let field = if is_group { "participant_name" } else { "name" };
-            enrichment.and_then(|c| c.get(field)).and_then(text_of)
-        })
-        .or_else(|| {
-            item.get("_contact")
-                .and_then(|c| c.get("name"))
-                .and_then(text_of)
-        })
-        .or_else(|| item.get("push_name").and_then(text_of));
+    let (sender_jid, sender_phone) = sender(item, key, &chat, is_group);
+    let sender_name = sender_name(item, is_group);
 
     Ok(Message {
         id,
@@ -301,6 +257,67 @@ fn message(item: &Value, delivery: Delivery) -> Result<Message, String> {
         edited,
         chat,
     })
+}
+
+/// The sender's JID (the participant in a group, else the chat) and its
+/// phone number, from the JID itself or the alt/phone fields beside it.
+fn sender(
+    item: &Value,
+    key: &serde_json::Map<String, Value>,
+    chat: &str,
+    is_group: bool,
+) -> (String, Option<String>) {
+    let enrichment = item.get("_chat");
+    let (sender_jid, phone_fields): (String, [Option<&Value>; 3]) = if is_group {
+        let participant = key
+            .get("participant")
+            .or_else(|| item.get("participant"))
+            .and_then(text_of)
+            .map(|p| jid::normalize(&p))
+            .unwrap_or_default();
+        (
+            participant,
+            [
+                key.get("participantAlt"),
+                key.get("participantPn"),
+                enrichment.and_then(|c| c.get("participant_phone")),
+            ],
+        )
+    } else {
+        (
+            chat.to_owned(),
+            [
+                key.get("remoteJidAlt"),
+                key.get("senderPn"),
+                enrichment.and_then(|c| c.get("phone")),
+            ],
+        )
+    };
+    let sender_phone = jid::phone(&sender_jid).or_else(|| {
+        phone_fields
+            .into_iter()
+            .flatten()
+            .filter_map(text_of)
+            .find_map(|v| jid::phone_from_any(&v))
+    });
+    (sender_jid, sender_phone)
+}
+
+/// `pushName`, else the names the gen-2 and other envelopes carry.
+fn sender_name(item: &Value, is_group: bool) -> Option<String> {
+    let enrichment = item.get("_chat");
+    item.get("pushName")
+        .and_then(text_of)
+        .or_else(|| {
+            let field = if is_group { "participant_name" } else { "name" };
+            enrichment.and_then(|c| c.get(field)).and_then(text_of)
+        })
+        .or_else(|| {
+            item.get("_contact")
+                .and_then(|c| c.get("name"))
+                .and_then(text_of)
+        })
+        .or_else(|| item.get("push_name").and_then(text_of))
 }
 
 /// The `received_message` envelope's message, mapped onto the Baileys shape.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::diagnostic::did_you_mean;
 use crate::config::{Diagnostic, Diagnostics, Zone};
-use crate::rules::expr::Templates;
+use crate::rules::expr::{Templates, Text};
 use crate::rules::raw::{RawRule, RawTrigger, Sp};
 use crate::rules::{LoadOptions, Rule, RuleSet, Trigger};
 
@@ -226,33 +226,9 @@ impl Compiler<'_> {
         let name = r.name.value.trim().to_owned();
         let trigger = r.on.value;
 
-        let zone = match &r.timezone {
-            Some(tz) => match tz.value.parse::<Zone>() {
-                Ok(z) => z,
-                Err(e) => {
-                    self.error_at(tz, e.to_string());
-                    Zone::default()
-                }
-            },
-            None => self.options.zone.clone(),
-        };
+        let zone = self.zone(&r);
 
-        // Keys that belong to one trigger only.
-        let misplaced: [(&str, bool, RawTrigger); 4] = [
-            ("cron", r.cron.is_some(), RawTrigger::Schedule),
-            ("catch_up", r.catch_up.is_some(), RawTrigger::Schedule),
-            ("hook", r.hook.is_some(), RawTrigger::Webhook),
-            ("secret", r.secret.is_some(), RawTrigger::Webhook),
-        ];
-        for (key, present, owner) in misplaced {
-            if present && trigger != owner {
-                self.error_at(
-                    &r.on,
-                    format!("`{key}` applies to `on: {owner}` rules only"),
-                )
-                .hint = Some(format!("remove `{key}`, or change `on: {trigger}`"));
-            }
-        }
+        self.misplaced_keys(&r);
 
         let (filter, groups) = self.filter(trigger, r.matcher.as_ref());
         let trigger_spec = match trigger {
@@ -285,19 +261,7 @@ impl Compiler<'_> {
             http_before: false,
             rule: &name,
         };
-        let condition =
-            r.condition
-                .as_ref()
-                .and_then(|c| match self.templates.add_condition(&c.value) {
-                    Ok(text) => {
-                        self.check_variables(&text, c, &scope);
-                        Some(text)
-                    }
-                    Err(e) => {
-                        self.template_error(c, &e, "`if` condition");
-                        None
-                    }
-                });
+        let condition = self.condition(&r, &scope);
 
         if r.actions.is_empty() {
             self.error_at(&r.name, format!("rule `{name}` has no actions"))
@@ -328,6 +292,57 @@ impl Compiler<'_> {
             zone,
             actions,
         });
+    }
+
+    /// The rule's `timezone:`, or the config's zone.
+    fn zone(&mut self, r: &RawRule) -> Zone {
+        match &r.timezone {
+            Some(tz) => match tz.value.parse::<Zone>() {
+                Ok(z) => z,
+                Err(e) => {
+                    self.error_at(tz, e.to_string());
+                    Zone::default()
+                }
+            },
+            None => self.options.zone.clone(),
+        }
+    }
+
+    /// Keys that belong to one trigger only, on a rule of another.
+    fn misplaced_keys(&mut self, r: &RawRule) {
+        let trigger = r.on.value;
+        // Keys that belong to one trigger only.
+        let misplaced: [(&str, bool, RawTrigger); 4] = [
+            ("cron", r.cron.is_some(), RawTrigger::Schedule),
+            ("catch_up", r.catch_up.is_some(), RawTrigger::Schedule),
+            ("hook", r.hook.is_some(), RawTrigger::Webhook),
+            ("secret", r.secret.is_some(), RawTrigger::Webhook),
+        ];
+        for (key, present, owner) in misplaced {
+            if present && trigger != owner {
+                self.error_at(
+                    &r.on,
+                    format!("`{key}` applies to `on: {owner}` rules only"),
+                )
+                .hint = Some(format!("remove `{key}`, or change `on: {trigger}`"));
+            }
+        }
+    }
+
+    /// The `if:` condition, compiled and its variables checked.
+    fn condition(&mut self, r: &RawRule, scope: &Scope) -> Option<Text> {
+        r.condition
+            .as_ref()
+            .and_then(|c| match self.templates.add_condition(&c.value) {
+                Ok(text) => {
+                    self.check_variables(&text, c, scope);
+                    Some(text)
+                }
+                Err(e) => {
+                    self.template_error(c, &e, "`if` condition");
+                    None
+                }
+            })
     }
 }
 

@@ -63,19 +63,7 @@ pub(super) fn read_rules(
         let end = starts
             .get(i + 1)
             .map_or(lines.len(), |next| next.0 as usize - 1);
-        let first = lines.get(line as usize - 1).copied().unwrap_or_default();
-        let skip = first
-            .char_indices()
-            .nth(column as usize - 1)
-            .map_or(first.len(), |(b, _)| b);
-        let mut doc = "\n".repeat(line as usize - 1);
-        doc.push_str(&" ".repeat(column as usize - 1));
-        doc.push_str(&first[skip..]);
-        for l in lines.iter().take(end).skip(line as usize) {
-            doc.push('\n');
-            doc.push_str(l);
-        }
-        doc.push('\n');
+        let doc = rule_document(&lines, line, column, end);
         match from_yaml::<RawRule>(path, &doc, env) {
             Ok(rule) => rules.push(Sp {
                 value: rule,
@@ -95,4 +83,24 @@ pub(super) fn read_rules(
     }
     problems.0.extend(local.0);
     (rules, names)
+}
+
+/// The text of one rule, from its start (`line`, `column`, both from 1) to
+/// line `end`, placed at its own line and column so that the YAML reader's
+/// positions stay those of the file.
+fn rule_document(lines: &[&str], line: u64, column: u64, end: usize) -> String {
+    let first = lines.get(line as usize - 1).copied().unwrap_or_default();
+    let skip = first
+        .char_indices()
+        .nth(column as usize - 1)
+        .map_or(first.len(), |(b, _)| b);
+    let mut doc = "\n".repeat(line as usize - 1);
+    doc.push_str(&" ".repeat(column as usize - 1));
+    doc.push_str(&first[skip..]);
+    for l in lines.iter().take(end).skip(line as usize) {
+        doc.push('\n');
+        doc.push_str(l);
+    }
+    doc.push('\n');
+    doc
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::*;
 use crate::api::{normalize_group, normalize_number};
 use crate::event::MessageType;
-use crate::rules::raw::{ChatScope, RawMatch, RawRule, RawTrigger, Sp};
+use crate::rules::raw::{ChatScope, RawMatch, RawRule, RawTrigger, Sp, StringList};
 use crate::rules::{HookSpec, MessageFilter, PresenceFilter, ScheduleSpec, StatusFilter, Trigger};
 use crate::schedule::Cron;
 use crate::secret::Secret;
@@ -59,33 +59,10 @@ impl Compiler<'_> {
         filter.chat = m.value.chat.unwrap_or_default();
         filter.from = self.phones(m.value.from.as_ref());
         if let Some(group) = &m.value.group {
-            for g in &group.value.0 {
-                match normalize_group(g) {
-                    Ok(g) => filter.groups.push(g),
-                    Err(e) => {
-                        self.error_at(group, e.to_string());
-                    }
-                }
-            }
-            if filter.chat == ChatScope::Direct && m.value.chat.is_none() {
-                // Naming groups implies group chats.
-                filter.chat = ChatScope::Group;
-            } else if filter.chat == ChatScope::Direct {
-                self.error_at(group, "`match.group` with `chat: direct` can never match")
-                    .hint = Some("use `chat: group` or `chat: any`".into());
-            }
+            self.match_groups(group, m.value.chat.is_none(), &mut filter);
         }
         if let Some(types) = &m.value.types {
-            for t in &types.value.0 {
-                match serde_json::from_value::<MessageType>(Value::String(t.to_lowercase())) {
-                    Ok(k) => filter.types.push(k),
-                    Err(_) => {
-                        let hint = hint_for(t, &TYPES);
-                        self.error_at(types, format!("unknown message type `{t}`"))
-                            .hint = Some(hint);
-                    }
-                }
-            }
+            filter.types = self.match_types(types);
         }
         if let Some(ids) = &m.value.button_id {
             filter.button_ids = ids.value.0.clone();
@@ -97,6 +74,46 @@ impl Compiler<'_> {
             filter.state = state.clone();
         }
         (Some(filter), groups)
+    }
+
+    /// `match.group`: the groups, checked; naming groups implies group chats.
+    fn match_groups(
+        &mut self,
+        group: &Sp<StringList>,
+        chat_unset: bool,
+        filter: &mut MessageFilter,
+    ) {
+        for g in &group.value.0 {
+            match normalize_group(g) {
+                Ok(g) => filter.groups.push(g),
+                Err(e) => {
+                    self.error_at(group, e.to_string());
+                }
+            }
+        }
+        if filter.chat == ChatScope::Direct && chat_unset {
+            // Naming groups implies group chats.
+            filter.chat = ChatScope::Group;
+        } else if filter.chat == ChatScope::Direct {
+            self.error_at(group, "`match.group` with `chat: direct` can never match")
+                .hint = Some("use `chat: group` or `chat: any`".into());
+        }
+    }
+
+    /// `match.type`: the message types, each one known.
+    fn match_types(&mut self, types: &Sp<StringList>) -> Vec<MessageType> {
+        let mut kinds = Vec::new();
+        for t in &types.value.0 {
+            match serde_json::from_value::<MessageType>(Value::String(t.to_lowercase())) {
+                Ok(k) => kinds.push(k),
+                Err(_) => {
+                    let hint = hint_for(t, &TYPES);
+                    self.error_at(types, format!("unknown message type `{t}`"))
+                        .hint = Some(hint);
+                }
+            }
+        }
+        kinds
     }
 
     pub(super) fn status_filter(&mut self, matcher: Option<&Sp<RawMatch>>) -> StatusFilter {
@@ -142,10 +159,7 @@ impl Compiler<'_> {
         f
     }
 
-    pub(super) fn phones(
-        &mut self,
-        list: Option<&Sp<crate::rules::raw::StringList>>,
-    ) -> Vec<String> {
+    pub(super) fn phones(&mut self, list: Option<&Sp<StringList>>) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(list) = list {
             for f in &list.value.0 {
