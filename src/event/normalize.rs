@@ -460,7 +460,7 @@ pub(super) fn text_of(value: &Value) -> Option<String> {
 }
 
 /// An integer from a number, a numeric string, or a protobuf Long `{low, high}`.
-pub(super) fn number_of(value: &Value) -> Option<i64> {
+fn number_of(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),
@@ -481,7 +481,7 @@ pub(super) fn float_of(value: &Value) -> Option<f64> {
     }
 }
 
-pub(super) fn truthy(value: &Value) -> bool {
+fn truthy(value: &Value) -> bool {
     match value {
         Value::Bool(b) => *b,
         Value::String(s) => s == "true" || s == "1",

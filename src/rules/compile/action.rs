@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::*;
+use super::{Compiler, Scope};
 use crate::rules::expr::Text;
 use crate::rules::raw::{RawAction, RawButtons, RawHttp, RawList, RawSend, RawTrigger, Sp};
 use crate::rules::{
@@ -85,7 +85,7 @@ impl Compiler<'_> {
         })
     }
 
-    pub(super) fn send_spec(
+    fn send_spec(
         &mut self,
         s: &RawSend,
         action: &Sp<RawAction>,
@@ -135,7 +135,7 @@ impl Compiler<'_> {
         ok.then_some(spec)
     }
 
-    pub(super) fn buttons(
+    fn buttons(
         &mut self,
         b: &RawButtons,
         legacy: bool,
@@ -276,12 +276,7 @@ impl Compiler<'_> {
         })
     }
 
-    pub(super) fn json_template<T>(
-        &mut self,
-        v: &Value,
-        at: &Sp<T>,
-        scope: &Scope,
-    ) -> Option<JsonTemplate> {
+    fn json_template<T>(&mut self, v: &Value, at: &Sp<T>, scope: &Scope) -> Option<JsonTemplate> {
         Some(match v {
             Value::String(s) => {
                 JsonTemplate::Text(self.text(&Sp::unlocated(s.clone()), at, scope)?)

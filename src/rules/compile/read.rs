@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::*;
+use super::{reword_action, trimmed};
 use crate::config::Diagnostics;
 use crate::config::diagnostic::from_yaml;
 use crate::rules::raw::{RawFile, RawRule, RawSkeleton, Sp};

@@ -1,7 +1,7 @@
 //! Compiling templates and regexes, and checking the variables a template
 //! reads against what the rule's trigger provides.
 
-use super::*;
+use super::{BUILTINS, Compiler, MSG_FIELDS, PRESENCE_FIELDS, STATUS_FIELDS, Scope, hint_for};
 use crate::rules::expr::{NOW_FIELDS, TemplateError, Text};
 use crate::rules::raw::{RawTrigger, Sp};
 
@@ -55,7 +55,7 @@ impl Compiler<'_> {
     }
 
     /// The file position of byte `offset` inside a one-line scalar written at `at`.
-    pub(super) fn inside(&self, at: &Sp<String>, offset: Option<usize>) -> (u64, u64) {
+    fn inside(&self, at: &Sp<String>, offset: Option<usize>) -> (u64, u64) {
         let (Some(offset), false) = (offset, at.value.contains('\n')) else {
             return (at.line, at.column);
         };
@@ -122,7 +122,7 @@ impl Compiler<'_> {
         }
     }
 
-    pub(super) fn variable_problem(&self, path: &str, scope: &Scope) -> Option<(String, String)> {
+    fn variable_problem(&self, path: &str, scope: &Scope) -> Option<(String, String)> {
         let mut parts = path.split('.');
         let root = parts.next().unwrap_or_default();
         let field = parts.next();

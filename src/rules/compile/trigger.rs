@@ -3,7 +3,7 @@
 use regex::Regex;
 use serde_json::Value;
 
-use super::*;
+use super::{Compiler, PRESENCE_STATES, STATUS_NAMES, TYPES, hint_for};
 use crate::api::{normalize_group, normalize_number};
 use crate::event::MessageType;
 use crate::rules::raw::{ChatScope, RawMatch, RawRule, RawTrigger, Sp, StringList};
@@ -159,7 +159,7 @@ impl Compiler<'_> {
         f
     }
 
-    pub(super) fn phones(&mut self, list: Option<&Sp<StringList>>) -> Vec<String> {
+    fn phones(&mut self, list: Option<&Sp<StringList>>) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(list) = list {
             for f in &list.value.0 {

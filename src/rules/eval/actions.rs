@@ -7,7 +7,7 @@ use minijinja::Value as JValue;
 use serde_json::Value;
 
 use super::context::{Base, Ctx};
-use super::*;
+use super::{EvalInput, HttpResult, chat_of, reply_target, state_of};
 use crate::api::{
     ApiRequest, Button, Content, Interactive, LegacyTemplate, ListMessage, ListRow, ListSection,
     TemplateMessage, normalize_group, normalize_number,
@@ -83,11 +83,11 @@ impl RuleSet {
         }
     }
 
-    pub(super) fn opt(&self, text: &Option<Text>, ctx: &Ctx<'_>) -> Result<Option<String>, String> {
+    fn opt(&self, text: &Option<Text>, ctx: &Ctx<'_>) -> Result<Option<String>, String> {
         text.as_ref().map(|t| self.text(t, ctx)).transpose()
     }
 
-    pub(super) fn render(
+    fn render(
         &self,
         action: &Action,
         event: &Event,
@@ -155,7 +155,7 @@ impl RuleSet {
         })
     }
 
-    pub(super) fn content(&self, spec: &SendSpec, ctx: &Ctx<'_>) -> Result<Content, String> {
+    fn content(&self, spec: &SendSpec, ctx: &Ctx<'_>) -> Result<Content, String> {
         let text = self.opt(&spec.text, ctx)?;
         match self.opt(&spec.media, ctx)? {
             Some(media_url) => {
@@ -180,12 +180,7 @@ impl RuleSet {
         }
     }
 
-    pub(super) fn recipient(
-        &self,
-        to: &Option<Text>,
-        event: &Event,
-        ctx: &Ctx<'_>,
-    ) -> Result<String, String> {
+    fn recipient(&self, to: &Option<Text>, event: &Event, ctx: &Ctx<'_>) -> Result<String, String> {
         match self.opt(to, ctx)? {
             Some(to) if to.trim().ends_with("@g.us") => {
                 normalize_group(&to).map_err(|e| e.to_string())
@@ -198,7 +193,7 @@ impl RuleSet {
         }
     }
 
-    pub(super) fn buttons(
+    fn buttons(
         &self,
         spec: &ButtonsSpec,
         event: &Event,
@@ -323,7 +318,7 @@ impl RuleSet {
     }
 }
 
-pub(super) fn send(request: ApiRequest, allow: Allowances) -> PlannedAction {
+fn send(request: ApiRequest, allow: Allowances) -> PlannedAction {
     PlannedAction::Send(Outgoing {
         allow,
         ..Outgoing::new(request)
@@ -332,12 +327,7 @@ pub(super) fn send(request: ApiRequest, allow: Allowances) -> PlannedAction {
 
 /// The text form of a buttons or list message: title, text, the choices
 /// numbered from 1, footer.
-pub(super) fn menu_text(
-    title: Option<&str>,
-    text: &str,
-    footer: Option<&str>,
-    lines: &[MenuLine],
-) -> String {
+fn menu_text(title: Option<&str>, text: &str, footer: Option<&str>, lines: &[MenuLine]) -> String {
     let mut out = String::new();
     if let Some(title) = title.filter(|t| !t.trim().is_empty()) {
         out.push_str(&format!("*{}*\n", title.trim()));
@@ -362,7 +352,7 @@ pub(super) fn menu_text(
 }
 
 /// A buttons or list message as its `fallback:` wants it sent.
-pub(super) fn interactive(
+fn interactive(
     number: String,
     message: TemplateMessage,
     menu: String,
@@ -394,4 +384,11 @@ pub(super) fn interactive(
             })
             .collect(),
     })
+}
+
+/// A line of a text menu: a numbered choice, or text as it is (a section
+/// title, a link).
+enum MenuLine {
+    Choice(MenuOption),
+    Plain(String),
 }

@@ -7,16 +7,18 @@ use std::collections::BTreeMap;
 use minijinja::Value as JValue;
 use serde::Serialize;
 
-use super::*;
+use super::{EvalInput, instance};
+use crate::event::jid;
 use crate::event::{Event, EventKind, Message, ReplyTarget};
 use crate::rules::RuleSet;
 use crate::rules::expr::{SEED, fnv, to_value};
 use crate::rules::plan::MenuOption;
+use serde_json::Value;
 
 /// `msg.choice`: the option a message picks — the id of a tapped button or
 /// list row, or of the option of the chat's last menu whose number or label
 /// it says. Menus are looked up only when a rule reads the choice.
-pub(super) fn choice_of(rules: &RuleSet, event: &Event, input: &EvalInput) -> Option<String> {
+fn choice_of(rules: &RuleSet, event: &Event, input: &EvalInput) -> Option<String> {
     let EventKind::Message(m) = &event.kind else {
         return None;
     };
@@ -61,7 +63,7 @@ pub fn pick(menu: &[MenuOption], text: &str) -> Option<String> {
 }
 
 /// A number that differs between events, for spintax picks.
-pub(super) fn event_seed(event: &Event) -> u64 {
+fn event_seed(event: &Event) -> u64 {
     let id = match &event.kind {
         EventKind::Message(m) => format!("{}/{}", m.chat, m.id),
         EventKind::Status(s) => format!("{}/{}", s.id, s.code),
@@ -126,11 +128,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// The template context parts that depend only on the event.
-pub(super) fn base_context(
-    event: &Event,
-    vars: &JValue,
-    choice: Option<String>,
-) -> BTreeMap<String, JValue> {
+fn base_context(event: &Event, vars: &JValue, choice: Option<String>) -> BTreeMap<String, JValue> {
     let mut ctx = BTreeMap::new();
     ctx.insert("vars".to_owned(), vars.clone());
     ctx.insert(SEED.to_owned(), JValue::from(event_seed(event)));
@@ -162,7 +160,7 @@ pub(super) fn base_context(
 
 /// `{{ msg }}` as templates see it.
 #[derive(Serialize)]
-pub(super) struct MsgView<'a> {
+struct MsgView<'a> {
     id: &'a str,
     chat: &'a str,
     sender: &'a str,
@@ -229,7 +227,7 @@ pub(super) fn state_holds(have: Option<&Value>, want: &Value) -> bool {
     }
 }
 
-pub(super) fn scalar_text(v: &Value) -> Option<String> {
+fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -237,3 +235,6 @@ pub(super) fn scalar_text(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// How long a menu answers typed numbers and labels.
+const MENU_LIFETIME: i64 = 24 * 3600;

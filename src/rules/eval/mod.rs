@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::event::jid::{self, JidKind};
 use crate::event::{Event, EventKind, ReplyTarget};
 use crate::rules::expr::{Now, SEED, fnv, to_value};
-use crate::rules::plan::{MenuOption, RulePlan};
+use crate::rules::plan::RulePlan;
 use crate::rules::state::{Memory, MemoryError, Recorder};
 use crate::rules::{Rule, RuleSet, Trigger};
 use crate::units::format_duration;
@@ -327,16 +327,6 @@ impl RuleSet {
         JValue::from(ctx)
     }
 }
-
-/// A line of a text menu: a numbered choice, or text as it is (a section
-/// title, a link).
-enum MenuLine {
-    Choice(MenuOption),
-    Plain(String),
-}
-
-/// How long a menu answers typed numbers and labels.
-const MENU_LIFETIME: i64 = 24 * 3600;
 
 /// The protective defaults: events no rule may act on.
 pub(super) fn ignore_reason(event: &Event, input: &EvalInput) -> Option<String> {
