@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiClient;
 use crate::config::{Config, ConfigError, Diagnostics};
@@ -111,6 +112,8 @@ pub struct Shared {
     /// Webhook and hook requests being answered: during a burst the outbox
     /// worker lets them go first.
     pub webhooks_busy: AtomicUsize,
+    /// Cancelled when the daemon stops: every task ends its work in flight.
+    pub shutdown: CancellationToken,
 }
 
 impl Shared {
@@ -124,6 +127,7 @@ impl Shared {
             wake_scheduler: Notify::new(),
             clock: Clock::from_env(),
             webhooks_busy: AtomicUsize::new(0),
+            shutdown: CancellationToken::new(),
         }
     }
 

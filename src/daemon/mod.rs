@@ -56,7 +56,7 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
         );
     }
     let shared = Arc::new(Shared::new(store, loaded));
-    let cancel = CancellationToken::new();
+    let cancel = shared.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
 
     let app = crate::server::router(shared.clone(), config.server.max_body as usize);

@@ -103,7 +103,7 @@ impl Worker {
 
     /// Shows the breaker's state in the gauges, and returns the store work
     /// that keeps it (for restarts) and shows it in `waflow status` and `/readyz`.
-    fn breaker_saved(&self) -> impl FnOnce(&Tx) -> Result<(), StoreError> + Send + 'static {
+    fn breaker_saved(&self) -> impl Fn(&Tx) -> Result<(), StoreError> + Clone + Send + 'static {
         let open = self.breaker.until != 0;
         let flag = if open { 1.0 } else { 0.0 };
         metrics::gauge!(crate::metrics::SENDING_PAUSED).set(flag);
@@ -117,8 +117,8 @@ impl Worker {
     }
 
     /// A ban signal: pause all sending, longer each time, and keep the row
-    /// for after the pause. A signal to another send of the same batch,
-    /// while the pause it opened runs, only keeps its row.
+    /// for after the pause. A signal while the pause it opened still runs
+    /// only keeps its row.
     pub(super) async fn trip(&mut self, row: &OutboxRow, err: &ApiError, settings: &BanBreaker) {
         let now = self.shared.now().as_millisecond();
         let reason = err.to_string();
@@ -137,7 +137,7 @@ impl Worker {
         };
         let (id, until) = (row.id, self.breaker.until);
         super::record(&self.shared, "breaker_trip", move |c| {
-            if let Some(save) = save {
+            if let Some(save) = &save {
                 save(c)?;
             }
             c.mark_retry(id, until, &reason, false, now)

@@ -2,8 +2,8 @@
 //! planned with the answer (`{{ http.status }}`, `{{ http.json }}`).
 
 use super::plan::write_plan;
+use super::record;
 use super::retry::failed;
-use super::store_failed;
 use crate::api::ApiError;
 use crate::rules::{EvalInput, HttpCall, HttpResult};
 use crate::runtime::{Loaded, Shared};
@@ -48,16 +48,11 @@ pub(super) async fn perform_http(
                 body,
             };
             let (row, loaded, at) = (row.clone(), loaded.clone(), shared.now());
-            let recorded = shared
-                .store
-                .call(move |tx| {
-                    tx.mark_final(row.id, "sent", None, true, now)?;
-                    continue_rule(tx, &loaded, &row, &result, at)
-                })
-                .await;
-            if let Err(err) = recorded {
-                store_failed("http_continuation", &err);
-            }
+            record(shared, "http_continuation", move |tx| {
+                tx.mark_final(row.id, "sent", None, true, now)?;
+                continue_rule(tx, &loaded, &row, &result, at)
+            })
+            .await;
             shared.wake_dispatcher.notify_one();
         }
         Ok((status, _)) => {
@@ -96,8 +91,14 @@ fn continue_rule(
     let Some((key, event)) = tx.inbox_event(inbox_id)? else {
         return Ok(());
     };
-    let event = serde_json::from_str(&event)
-        .map_err(|e| StoreError::Corrupt(format!("inbox row {inbox_id}: {e}")))?;
+    let event = match serde_json::from_str(&event) {
+        Ok(event) => event,
+        Err(err) => {
+            // Trying again cannot help: the rest of the rule is not planned.
+            tracing::error!(inbox_id, error = %err, "the event of an http action is unreadable: the rest of its rule is not planned");
+            return Ok(());
+        }
+    };
     let rules = &loaded.rules;
     let Some(index) = rules.rules.iter().position(|r| r.name == row.rule) else {
         tracing::warn!(rule = %row.rule, "the rule of an http action is gone: the rest of it is not planned");

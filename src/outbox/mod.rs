@@ -238,14 +238,35 @@ impl Worker {
     }
 }
 
-/// Runs `f` in the store and waits for its commit; a failure is logged and
-/// counted ([`store_failed`]).
+/// The first wait before a failed outcome write is tried again; it doubles
+/// up to [`RECORD_MAX_WAIT`].
+const RECORD_WAIT: Duration = Duration::from_millis(100);
+const RECORD_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Records the outcome of a row: runs `f` in the store and waits for its
+/// commit. A failure is logged and counted ([`store_failed`]) and the write
+/// is tried again, backing off, until it is committed or the daemon stops:
+/// the outcome stays in memory meanwhile and nothing else is claimed, so a
+/// send that succeeded is never claimed and sent again because its
+/// confirmation could not be written.
 async fn record<F>(shared: &Shared, op: &'static str, f: F)
 where
-    F: FnOnce(&crate::store::Tx) -> Result<(), crate::store::StoreError> + Send + 'static,
+    F: Fn(&crate::store::Tx) -> Result<(), crate::store::StoreError> + Clone + Send + 'static,
 {
-    if let Err(err) = shared.store.call(f).await {
+    let mut wait = RECORD_WAIT;
+    loop {
+        let Err(err) = shared.store.call(f.clone()).await else {
+            return;
+        };
         store_failed(op, &err);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.shutdown.cancelled() => {
+                tracing::error!(op, "stopping with an outcome the store could not record: that row may be sent again after the restart");
+                return;
+            }
+        }
+        wait = (wait * 2).min(RECORD_MAX_WAIT);
     }
 }
 

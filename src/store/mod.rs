@@ -300,4 +300,48 @@ mod tests {
         assert_eq!(read("d").as_deref(), Some("4"));
         assert_eq!(read("a").as_deref(), Some("1"));
     }
+
+    #[test]
+    fn a_failed_savepoint_undoes_only_its_own_writes() {
+        let conn = open_connection(&StoreLocation::Memory).unwrap();
+        control(&conn, "BEGIN IMMEDIATE").unwrap();
+        let tx = Tx::new(&conn);
+        tx.meta_set("before", Some("1")).unwrap();
+        let failed: Result<(), StoreError> = tx.savepoint(|tx| {
+            tx.meta_set("inside", Some("2"))?;
+            // A nested part that succeeds is undone with the part around it.
+            tx.savepoint(|tx| tx.meta_set("nested", Some("3")))?;
+            Err(StoreError::Corrupt("this part fails".into()))
+        });
+        assert!(matches!(failed, Err(StoreError::Corrupt(_))));
+        let kept = tx.savepoint(|tx| tx.meta_set("after", Some("4")));
+        assert!(kept.is_ok());
+        control(&conn, "COMMIT").unwrap();
+        let tx = Tx::new(&conn);
+        assert_eq!(tx.meta_get("before").unwrap().as_deref(), Some("1"));
+        assert_eq!(tx.meta_get("inside").unwrap(), None);
+        assert_eq!(tx.meta_get("nested").unwrap(), None);
+        assert_eq!(tx.meta_get("after").unwrap().as_deref(), Some("4"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_does_not_undo_the_jobs_committed_with_it() {
+        let path = temp_db("jobs");
+        let store = Store::open(&StoreLocation::File(path.clone())).unwrap();
+        let (a, b, c) = tokio::join!(
+            store.call(|tx| tx.meta_set("a", Some("1"))),
+            store.call(|tx| {
+                tx.meta_set("b", Some("2"))?;
+                Err::<(), _>(StoreError::Corrupt("this job fails".into()))
+            }),
+            store.call(|tx| tx.meta_set("c", Some("3"))),
+        );
+        assert!(a.is_ok() && c.is_ok());
+        assert!(matches!(b, Err(StoreError::Corrupt(_))));
+        let reader = Direct::open(&path).unwrap();
+        let read = |key: &str| reader.run(|tx| tx.meta_get(key)).unwrap();
+        assert_eq!(read("a").as_deref(), Some("1"));
+        assert_eq!(read("b"), None);
+        assert_eq!(read("c").as_deref(), Some("3"));
+    }
 }
