@@ -10,33 +10,80 @@ use std::fmt;
 
 /// A secret string. Compare with [`Secret::matches`], which runs in constant time.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    /// The value and its encoded forms, for [`Secret::redact`].
+    forms: Vec<String>,
+}
 
 impl Secret {
     /// Wraps a value; `None` for an empty string (an unset `${VAR:-}`).
     pub fn new(value: impl Into<String>) -> Option<Self> {
         let value = value.into();
-        (!value.trim().is_empty()).then(|| Secret(value.trim().to_owned()))
+        let value = value.trim();
+        (!value.is_empty()).then(|| Secret {
+            value: value.to_owned(),
+            forms: encoded_forms(value),
+        })
     }
 
     /// The secret itself, for the one place that must send it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 
     /// Constant-time comparison: the time taken does not depend on where the
     /// first differing byte is, so a caller cannot guess the secret byte by byte.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        constant_time_eq(self.0.as_bytes(), candidate)
+        constant_time_eq(self.value.as_bytes(), candidate)
     }
 
-    /// Replaces every occurrence of the secret in `text` with `***`.
+    /// Replaces every occurrence of the secret in `text` with `***`: as it
+    /// is, and in every encoded form it takes on the way (form-encoded as in
+    /// a query string, percent-encoded, JSON-escaped), so an echo of the
+    /// request or a URL in an error cannot carry it out.
     pub fn redact(&self, text: &str) -> String {
-        if self.0.is_empty() {
-            return text.to_owned();
+        let mut out = text.to_owned();
+        for form in &self.forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), "***");
+            }
         }
-        text.replace(&self.0, "***")
+        out
     }
+}
+
+/// The secret as it is and as encoders write it, longest first so that a
+/// form containing another is replaced whole.
+fn encoded_forms(raw: &str) -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+    let percent = form.replace('+', "%20");
+    let json = serde_json::to_string(raw).unwrap_or_default();
+    let json = json.trim_matches('"').to_owned();
+    let mut forms = vec![raw.to_owned(), form, percent, json];
+    // Hex digits of percent escapes may be written in either case.
+    let lower: Vec<String> = forms
+        .iter()
+        .filter(|f| f.contains('%'))
+        .map(|f| lower_escapes(f))
+        .collect();
+    forms.extend(lower);
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    forms.dedup();
+    forms
+}
+
+/// `text` with the hex digits of its percent escapes in lower case.
+fn lower_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '%' {
+            out.extend(chars.by_ref().take(2).map(|h| h.to_ascii_lowercase()));
+        }
+    }
+    out
 }
 
 impl fmt::Debug for Secret {
@@ -89,5 +136,24 @@ mod tests {
     fn redact_scrubs_every_occurrence() {
         let s = Secret::new("tok123").unwrap();
         assert_eq!(s.redact("a tok123 b tok123"), "a *** b ***");
+    }
+
+    #[test]
+    fn redact_scrubs_the_encoded_forms_too() {
+        let s = Secret::new("TOK/s+cr=t&98%7654 \"q\"").unwrap();
+        let texts = [
+            "TOK/s+cr=t&98%7654 \"q\"",
+            "?access_token=TOK%2Fs%2Bcr%3Dt%2698%257654+%22q%22",
+            "/x/TOK%2Fs%2Bcr%3Dt%2698%257654%20%22q%22",
+            "?access_token=TOK%2fs%2bcr%3dt%2698%257654+%22q%22",
+            r#"{"access_token":"TOK/s+cr=t&98%7654 \"q\""}"#,
+        ];
+        for text in texts {
+            let out = s.redact(text);
+            assert!(out.contains("***"), "{text} -> {out}");
+            for part in ["TOK", "7654"] {
+                assert!(!out.contains(part), "{text} -> {out}");
+            }
+        }
     }
 }

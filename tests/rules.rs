@@ -742,3 +742,31 @@ fn a_choice_is_a_tap_a_number_or_a_label() {
     );
     assert_eq!(reply("1", &MemoryState::default()), Vec::<Value>::new());
 }
+
+#[test]
+fn hostile_message_timestamps_count_as_old_not_as_new() {
+    let rules = compile("rules:\n  - name: all\n    on: message\n    match: { chat: any }\n    actions: [ { reply: hi } ]\n").unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhook");
+    let body: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("a_direct_text.json")).unwrap())
+            .unwrap();
+    let input = EvalInput {
+        now: jiff::Timestamp::from_second(1_700_000_300).unwrap(),
+        memory: &MemoryState::default(),
+        ignore_older_than: Some(Duration::from_secs(600)),
+    };
+    for stamp in [
+        json!(i64::MIN),
+        json!(-1e300),
+        json!({ "low": 0, "high": -2147483648_i64 }),
+        json!(i64::MIN.to_string()),
+        json!(-9.2e18),
+        json!({ "low": 1, "high": i32::MIN }),
+    ] {
+        let mut body = body.clone();
+        body["data"]["data"]["messages"][0]["messageTimestamp"] = stamp.clone();
+        let event = normalize(body).events.remove(0);
+        let eval = rules.evaluate(&event, &input).unwrap();
+        assert!(eval.ignored.is_some(), "{stamp}: {:?}", eval.plans);
+    }
+}

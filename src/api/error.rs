@@ -137,6 +137,8 @@ impl ApiError {
             | ApiError::InvalidResponse { .. } => ErrorClass::Retryable,
             ApiError::Http { status, .. } => match status {
                 429 => ErrorClass::RateLimited,
+                // A redirect is not followed (it would carry the token to
+                // another host): the base URL needs fixing.
                 408 | 425 | 500..=599 => ErrorClass::Retryable,
                 _ => ErrorClass::Permanent,
             },
@@ -161,9 +163,28 @@ impl ApiError {
     }
 }
 
+/// The longest piece of an API's own text kept in an error (and so in logs
+/// and the store).
+pub(crate) const MAX_TEXT: usize = 300;
+
+/// `text` on one line and at most [`MAX_TEXT`] characters: an answer may
+/// be huge or hold line breaks that would forge log lines.
+pub(crate) fn clip(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_TEXT)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(MAX_TEXT).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Sorts an error message of the API into the error it means.
 pub(crate) fn classify_message(endpoint: &'static str, message: String) -> ApiError {
     let lower = message.to_lowercase();
+    let message = clip(&message);
     if lower.contains("relogin") || lower.contains("logged out") {
         return ApiError::ReloginRequired { endpoint, message };
     }

@@ -58,6 +58,11 @@ impl ApiClient {
             .connect_timeout(CONNECT_TIMEOUT.min(config.timeout))
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("waflow/", env!("CARGO_PKG_VERSION")))
+            // The token travels in the URL or the body: a redirect would
+            // hand it to whichever host the answer names, and a Referer
+            // would carry the URL along. Redirects are answers, not hops.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .map_err(|err| ApiError::Connect {
                 endpoint: "client",

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{ApiError, classify_message};
+use super::error::{ApiError, classify_message, clip};
 use super::request::ApiRequest;
 
 /// A successful answer, by endpoint.
@@ -109,7 +109,9 @@ fn http_error(
     ApiError::Http {
         endpoint,
         status,
-        message: message.or_else(|| (!trimmed.is_empty()).then(|| excerpt(trimmed))),
+        message: message
+            .map(|m| clip(&m))
+            .or_else(|| (!trimmed.is_empty()).then(|| excerpt(trimmed))),
     }
 }
 

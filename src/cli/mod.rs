@@ -8,6 +8,7 @@
 mod check;
 mod cron;
 mod instance;
+pub mod log;
 mod output;
 mod run;
 pub mod schema;

@@ -344,7 +344,8 @@ pub(super) fn ignore_reason(event: &Event, input: &EvalInput) -> Option<String> 
         _ => {}
     }
     if let (Some(limit), Some(ts)) = (input.ignore_older_than, m.timestamp) {
-        let age = input.now.as_second() - ts;
+        // Saturating: a hostile timestamp (i64::MIN, -1e300) is very old, not a wrap-around.
+        let age = input.now.as_second().saturating_sub(ts);
         if age > limit.as_secs() as i64 {
             return Some(format!(
                 "older than ignore_older_than ({}): sent {}s ago, delivered late (catch-up)",
