@@ -451,8 +451,9 @@ async fn first_three_reminders(start: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_weekday_reminder_arrives_at_nine_local_time_across_spring_forward() {
-    // Friday 08:00 CET; the clocks go forward on Sunday.
-    let got = first_three_reminders("2026-03-27T07:00:00Z").await;
+    // Friday 06:00 CET (three hours, a quarter of a second, for a slow start);
+    // the clocks go forward on Sunday.
+    let got = first_three_reminders("2026-03-27T05:00:00Z").await;
     assert_eq!(
         texts(&got),
         [
@@ -466,8 +467,8 @@ async fn a_weekday_reminder_arrives_at_nine_local_time_across_spring_forward() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_weekday_reminder_arrives_at_nine_local_time_across_fall_back() {
-    // Friday 08:00 CEST; the clocks go back on Sunday.
-    let got = first_three_reminders("2026-10-23T06:00:00Z").await;
+    // Friday 06:00 CEST; the clocks go back on Sunday.
+    let got = first_three_reminders("2026-10-23T04:00:00Z").await;
     assert_eq!(
         texts(&got),
         [

@@ -247,8 +247,9 @@ async fn default_quiet_hours_hold_a_scheduled_broadcast_until_eight() {
     let api = api_ok().await;
     // The default quiet hours (21:00-08:00 in the config's zone) stay on.
     let extra = format!("{OFFICE}# quiet_hours: the default\n");
-    // Thursday 21:29 CET; the broadcast is due at 21:30; one hour passes per second.
-    let (mut d, _dir) = evening(&api, "30 21 * * *", &extra, "2026-03-26T20:29:00Z", "3600").await;
+    // Thursday 21:00 CET; the broadcast is due at 21:30; one hour passes per
+    // second. The half hour before it gives a slow start half a second.
+    let (mut d, _dir) = evening(&api, "30 21 * * *", &extra, "2026-03-26T20:00:00Z", "3600").await;
     // 08:00 CET.
     assert_held_until(&d, "2026-03-27 07:00:00").await;
     // A customer writing at night is answered; the note to the owner (not a
@@ -282,9 +283,10 @@ async fn default_quiet_hours_hold_a_scheduled_broadcast_until_eight() {
 async fn quiet_outside_a_calendar_skips_holidays_weekends_and_dst() {
     let api = api_ok().await;
     let extra = format!("{OFFICE}safety:\n  quiet_hours: outside office\n");
-    // Thursday 18:59 CET: the 19:00 broadcast is outside office hours; Friday
+    // Thursday 16:00 CET: the 19:00 broadcast is outside office hours; Friday
     // is a holiday, then the weekend, and the clocks go forward on Sunday.
-    let (mut d, _dir) = evening(&api, "0 19 * * *", &extra, "2026-03-26T17:59:00Z", "40000").await;
+    // The three hours before it give a slow start a quarter of a second.
+    let (mut d, _dir) = evening(&api, "0 19 * * *", &extra, "2026-03-26T15:00:00Z", "40000").await;
     // Monday 09:00 CEST.
     assert_held_until(&d, "2026-03-30 07:00:00").await;
     let got = wait_for_sends(&api, "send_group", 1, Duration::from_secs(30)).await;
