@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use waflow::event::{Event, EventKind, normalize};
 
 fn load(name: &str) -> Value {
@@ -444,11 +444,54 @@ fn every_fixture_normalizes_as_expected() {
             "fixture {name}: skipped {:?}",
             out.skipped
         );
+        let single = out.events.len() == 1;
         for e in &out.events {
-            assert_eq!(e.raw, body, "fixture {name}: raw keeps the original body");
+            if single {
+                assert_eq!(e.raw, body, "fixture {name}: raw keeps the original body");
+            } else {
+                // Several events: each keeps a small envelope with its own item.
+                assert_eq!(e.raw["event"], out.event_name.as_str(), "fixture {name}");
+                assert_eq!(e.raw["instance_id"], body["instance_id"], "fixture {name}");
+                assert!(e.raw["data"].is_object(), "fixture {name}: {}", e.raw);
+            }
             assert_eq!(e.instance_id.as_deref(), body["instance_id"].as_str());
         }
     }
+}
+
+/// An upsert of `n` copies of the direct-text message, each with its own id.
+fn upsert_of(n: usize) -> serde_json::Value {
+    let one = load("a_direct_text");
+    let item = one["data"]["data"]["messages"][0].clone();
+    let items: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let mut m = item.clone();
+            m["key"]["id"] = json!(format!("ID{i}"));
+            m
+        })
+        .collect();
+    let mut body = one;
+    body["data"]["data"]["messages"] = json!(items);
+    body
+}
+
+#[test]
+fn a_body_of_many_messages_costs_about_that_many_messages() {
+    let body = upsert_of(800);
+    let size = serde_json::to_vec(&body).unwrap().len();
+    let out = normalize(body);
+    assert_eq!(out.events.len(), 800);
+    let kept: usize = out
+        .events
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap().len())
+        .sum();
+    // Each event keeps its own message (and its normalized form), not the body.
+    assert!(
+        kept < 8 * size,
+        "800 events keep {kept} bytes of a {size}-byte body"
+    );
+    assert_eq!(out.events[7].raw["data"]["key"]["id"], "ID7");
 }
 
 #[test]

@@ -7,6 +7,10 @@ use serde_json::json;
 
 use crate::store::StoreError;
 
+/// The most events (and skipped items) one webhook request may carry. Real
+/// bodies carry one to a few hundred; the cap bounds the work of one request.
+pub const MAX_EVENTS: usize = 2_000;
+
 /// Why a request is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -27,6 +31,11 @@ pub enum ServerError {
     /// The body is not JSON.
     #[error("the body is not JSON: {0}")]
     NotJson(serde_json::Error),
+    /// The body holds more events than one request may carry.
+    #[error(
+        "the body holds {0} events; at most {MAX_EVENTS} are read from one request: send them in smaller batches"
+    )]
+    TooManyEvents(usize),
     /// The store could not commit the events: nothing was accepted.
     #[error("the store is unavailable; retry later")]
     Store(#[source] StoreError),
@@ -38,6 +47,7 @@ impl ServerError {
             ServerError::NotFound | ServerError::UnknownHook(_) => StatusCode::NOT_FOUND,
             ServerError::NoHookSecret | ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
             ServerError::NotJson(_) => StatusCode::BAD_REQUEST,
+            ServerError::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -65,6 +75,7 @@ mod tests {
             (ServerError::NoHookSecret, 401),
             (ServerError::Unauthorized, 401),
             (ServerError::Store(StoreError::Closed), 503),
+            (ServerError::TooManyEvents(2_001), 413),
         ];
         for (err, status) in cases {
             assert_eq!(err.into_response().status().as_u16(), status);

@@ -38,6 +38,12 @@ pub(super) async fn webhook(
         ServerError::NotJson(e)
     })?;
     let normalized = normalize(parsed);
+    let items = normalized.events.len() + normalized.skipped.len();
+    if items > super::error::MAX_EVENTS {
+        metrics::counter!(crate::metrics::EVENTS, "kind" => "too_many", "outcome" => "rejected")
+            .increment(1);
+        return Err(ServerError::TooManyEvents(items));
+    }
     if normalized.unknown {
         let name = if normalized.event_name.is_empty() {
             "none".to_owned()

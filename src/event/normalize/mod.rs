@@ -10,14 +10,14 @@
 //! Nothing here fails: an unknown event or an unreadable message is reported
 //! in [`Normalized`] and skipped.
 
+mod updates;
+
 use serde_json::{Map, Value};
 
 use super::content::{extract, unwrap};
 use super::jid::{self, JidKind};
-use super::{
-    Call, Contact, Delivery, Event, EventKind, GroupUpdate, Message, MessageType, Presence,
-    StatusUpdate,
-};
+use super::{Contact, Delivery, Event, EventKind, GroupUpdate, Message, MessageType};
+use updates::{calls, contact, presences, status};
 
 /// The outcome of reading one webhook body.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -34,9 +34,12 @@ pub struct Normalized {
     pub skipped: Vec<String>,
 }
 
-/// Reads one webhook body. Never fails: see [`Normalized`]. Takes the body
-/// because every event keeps it as `raw` (one event, the usual case, takes
-/// it without a copy).
+/// Reads one webhook body. Never fails: see [`Normalized`].
+///
+/// Each event keeps where it came from as `raw`: the whole body when it is
+/// the body's only event (the usual case, no copy), otherwise a small
+/// envelope `{instance_id, event, data}` holding only its own item. So a
+/// body of N messages costs about N times one message, never N bodies.
 pub fn normalize(body: Value) -> Normalized {
     let mut out = Normalized {
         instance_id: body.get("instance_id").and_then(text_of),
@@ -47,19 +50,30 @@ pub fn normalize(body: Value) -> Normalized {
         return out;
     };
     out.event_name = name.to_owned();
-    let Some(kinds) = kinds_of(name, payload, &mut out.skipped) else {
+    let Some(found) = kinds_of(name, payload, &mut out.skipped) else {
         out.unknown = true;
         return out;
     };
-    // Each event keeps the whole body; the last one takes it, the others a copy.
+    // `None`: the event takes the whole body.
+    let pairs: Vec<(EventKind, Option<Value>)> = if found.len() == 1 {
+        found.into_iter().map(|(kind, _)| (kind, None)).collect()
+    } else {
+        let instance = body.get("instance_id").cloned().unwrap_or(Value::Null);
+        found
+            .into_iter()
+            .map(|(kind, item)| {
+                let raw = serde_json::json!({
+                    "instance_id": instance.clone(),
+                    "event": name,
+                    "data": item.clone(),
+                });
+                (kind, Some(raw))
+            })
+            .collect()
+    };
     let mut body = Some(body);
-    let last = kinds.len().saturating_sub(1);
-    for (i, kind) in kinds.into_iter().enumerate() {
-        let raw = if i == last {
-            body.take().unwrap_or_default()
-        } else {
-            body.clone().unwrap_or_default()
-        };
+    for (kind, raw) in pairs {
+        let raw = raw.unwrap_or_else(|| body.take().unwrap_or_default());
         out.events.push(Event {
             instance_id: out.instance_id.clone(),
             kind,
@@ -84,19 +98,22 @@ fn envelope(body: &Value) -> Option<(&str, &Value)> {
     Some((name, payload.unwrap_or(&Value::Null)))
 }
 
+/// Events with the item of the payload each was read from.
+type Found<'a> = Vec<(EventKind, &'a Value)>;
+
 /// The events of one payload; `None` for an event name waflow does not read.
-fn kinds_of(name: &str, payload: &Value, skipped: &mut Vec<String>) -> Option<Vec<EventKind>> {
+fn kinds_of<'a>(name: &str, payload: &'a Value, skipped: &mut Vec<String>) -> Option<Found<'a>> {
     let mut kinds = Vec::new();
     match name {
         "messages.upsert" => kinds = upserted(payload, skipped),
         "received_message" => match received_message(payload) {
-            Ok(m) => kinds.push(EventKind::Message(m)),
+            Ok(m) => kinds.push((EventKind::Message(m), payload)),
             Err(reason) => skipped.push(reason),
         },
         "messages.update" => {
             for item in as_items(payload) {
                 match status(item) {
-                    Some(s) => kinds.push(EventKind::Status(s)),
+                    Some(s) => kinds.push((EventKind::Status(s), item)),
                     None => skipped.push("an update without a delivery status".to_owned()),
                 }
             }
@@ -105,7 +122,7 @@ fn kinds_of(name: &str, payload: &Value, skipped: &mut Vec<String>) -> Option<Ve
         "contacts.update" | "contacts.upsert" => {
             let contacts: Vec<Contact> = as_items(payload).filter_map(contact).collect();
             if !contacts.is_empty() {
-                kinds.push(EventKind::Contacts(contacts));
+                kinds.push((EventKind::Contacts(contacts), payload));
             }
         }
         "groups.update" | "groups.upsert" => {
@@ -118,7 +135,7 @@ fn kinds_of(name: &str, payload: &Value, skipped: &mut Vec<String>) -> Option<Ve
                 })
                 .collect();
             if !groups.is_empty() {
-                kinds.push(EventKind::Groups(groups));
+                kinds.push((EventKind::Groups(groups), payload));
             }
         }
         "call" => kinds = calls(payload),
@@ -128,7 +145,7 @@ fn kinds_of(name: &str, payload: &Value, skipped: &mut Vec<String>) -> Option<Ve
 }
 
 /// The messages of a `messages.upsert` (`append` for ones this number sent elsewhere).
-fn upserted(payload: &Value, skipped: &mut Vec<String>) -> Vec<EventKind> {
+fn upserted<'a>(payload: &'a Value, skipped: &mut Vec<String>) -> Found<'a> {
     let mut kinds = Vec::new();
     let (items, delivery) = match payload {
         Value::Array(items) => (items.as_slice(), Delivery::Notify),
@@ -146,54 +163,9 @@ fn upserted(payload: &Value, skipped: &mut Vec<String>) -> Vec<EventKind> {
     };
     for item in items {
         match message(item, delivery) {
-            Ok(m) => kinds.push(EventKind::Message(m)),
+            Ok(m) => kinds.push((EventKind::Message(m), item)),
             Err(reason) => skipped.push(reason),
         }
-    }
-    kinds
-}
-
-/// One event per participant of a `presence.update`.
-fn presences(payload: &Value) -> Vec<EventKind> {
-    let mut kinds = Vec::new();
-    let chat = payload.get("id").and_then(text_of).unwrap_or_default();
-    if let Some(map) = payload.get("presences").and_then(Value::as_object) {
-        for (participant, p) in map {
-            let state = p
-                .get("lastKnownPresence")
-                .and_then(text_of)
-                .unwrap_or_else(|| "unavailable".to_owned());
-            let participant = jid::normalize(participant);
-            kinds.push(EventKind::Presence(Presence {
-                chat: jid::normalize(&chat),
-                phone: jid::phone(&participant),
-                participant,
-                state,
-            }));
-        }
-    }
-    kinds
-}
-
-/// The calls of a `call` event.
-fn calls(payload: &Value) -> Vec<EventKind> {
-    let mut kinds = Vec::new();
-    for c in as_items(payload) {
-        let Some(from) = c.get("from").and_then(text_of) else {
-            continue;
-        };
-        let from = jid::normalize(&from);
-        kinds.push(EventKind::Call(Call {
-            id: c.get("id").and_then(text_of).unwrap_or_default(),
-            phone: c
-                .get("callerPn")
-                .and_then(text_of)
-                .and_then(|p| jid::phone_from_any(&p))
-                .or_else(|| jid::phone(&from)),
-            from,
-            status: c.get("status").and_then(text_of).unwrap_or_default(),
-            is_video: c.get("isVideo").is_some_and(truthy),
-        }));
     }
     kinds
 }
@@ -371,83 +343,6 @@ fn received_message(payload: &Value) -> Result<Message, String> {
         m.text = Some(text);
     }
     Ok(m)
-}
-
-/// A `messages.update` item with a delivery status.
-fn status(item: &Value) -> Option<StatusUpdate> {
-    let key = item.get("key")?;
-    let update = item.get("update")?;
-    let raw = update.get("status")?;
-    let (code, name) = match raw {
-        Value::Number(n) => {
-            let code = n.as_i64()?;
-            (code, status_name(code)?.to_owned())
-        }
-        Value::String(s) => match s.parse::<i64>() {
-            Ok(code) => (code, status_name(code)?.to_owned()),
-            Err(_) => {
-                let code = match s.to_ascii_uppercase().as_str() {
-                    "ERROR" | "FAILED" => 0,
-                    "PENDING" => 1,
-                    "SERVER_ACK" | "SENT" => 2,
-                    "DELIVERY_ACK" | "DELIVERED" => 3,
-                    "READ" => 4,
-                    "PLAYED" => 5,
-                    _ => return None,
-                };
-                (code, status_name(code)?.to_owned())
-            }
-        },
-        _ => return None,
-    };
-    let chat = jid::normalize(&key.get("remoteJid").and_then(text_of).unwrap_or_default());
-    Some(StatusUpdate {
-        id: key.get("id").and_then(text_of)?,
-        phone: jid::phone(&chat),
-        chat,
-        code,
-        name,
-        error: update
-            .get("messageStubParameters")
-            .and_then(|p| p.get(0))
-            .and_then(text_of),
-    })
-}
-
-fn status_name(code: i64) -> Option<&'static str> {
-    Some(match code {
-        0 => "failed",
-        1 => "pending",
-        2 => "sent",
-        3 => "delivered",
-        4 => "read",
-        5 => "played",
-        _ => return None,
-    })
-}
-
-/// A `contacts.*` item; `None` without an id.
-fn contact(item: &Value) -> Option<Contact> {
-    let id = jid::normalize(&item.get("id").and_then(text_of)?);
-    let phone = item
-        .get("phoneNumber")
-        .and_then(text_of)
-        .and_then(|p| jid::phone_from_any(&p))
-        .or_else(|| jid::phone(&id));
-    let lid = item
-        .get("lid")
-        .and_then(text_of)
-        .map(|l| jid::normalize(&l))
-        .or_else(|| (jid::kind(&id) == JidKind::Lid).then(|| id.clone()));
-    let name = ["name", "notify", "verifiedName"]
-        .iter()
-        .find_map(|k| item.get(*k).and_then(text_of));
-    Some(Contact {
-        id,
-        lid,
-        phone,
-        name,
-    })
 }
 
 /// A string, or a number written as one.
