@@ -331,13 +331,20 @@ async fn signed_hook_calls_send_and_unsigned_ones_do_not() {
         .await
         .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
+    let wrong_answer = wrong.text().await.unwrap();
+    // An unknown hook looks like a bad signature: hook names cannot be probed.
     let unknown = client
         .post(d.url("/hooks/nope"))
+        .header(
+            "X-Waflow-Signature",
+            waflow::server::sign("not-the-secret", body.as_bytes()),
+        )
         .body(body.clone())
         .send()
         .await
         .unwrap();
-    assert_eq!(unknown.status().as_u16(), 404);
+    assert_eq!(unknown.status().as_u16(), 401);
+    assert_eq!(unknown.text().await.unwrap(), wrong_answer);
     assert!(settle(&api, "send").await.is_empty());
     assert_eq!(post_hook(&d, "shop", &body).await, 202);
     let got = wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;

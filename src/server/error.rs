@@ -17,15 +17,10 @@ pub enum ServerError {
     /// A webhook path whose secret is wrong (or no secret is configured).
     #[error("not found")]
     NotFound,
-    /// No rule listens on this hook.
-    #[error("no rule listens on hook `{0}`")]
-    UnknownHook(String),
-    /// The hook's rules name no secret, so no call can be authorized.
-    #[error("this hook has no secret configured")]
-    NoHookSecret,
-    /// The signature or `?secret=` is missing or wrong.
+    /// A hook call that is not authorized: an unknown hook, a hook without
+    /// a secret, a missing, wrong or stale signature all look the same.
     #[error(
-        "missing or wrong signature: send X-Waflow-Signature: sha256=<hex HMAC-SHA256 of the body>, or ?secret="
+        "not authorized: send X-Waflow-Signature: sha256=<hex HMAC-SHA256 of the body> (of \"{{timestamp}}.{{body}}\" with X-Waflow-Timestamp), or ?secret="
     )]
     Unauthorized,
     /// The body is not JSON.
@@ -44,8 +39,8 @@ pub enum ServerError {
 impl ServerError {
     fn status(&self) -> StatusCode {
         match self {
-            ServerError::NotFound | ServerError::UnknownHook(_) => StatusCode::NOT_FOUND,
-            ServerError::NoHookSecret | ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ServerError::NotFound => StatusCode::NOT_FOUND,
+            ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
             ServerError::NotJson(_) => StatusCode::BAD_REQUEST,
             ServerError::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -71,8 +66,6 @@ mod tests {
     fn each_refusal_has_its_status() {
         let cases = [
             (ServerError::NotFound, 404),
-            (ServerError::UnknownHook("shop".into()), 404),
-            (ServerError::NoHookSecret, 401),
             (ServerError::Unauthorized, 401),
             (ServerError::Store(StoreError::Closed), 503),
             (ServerError::TooManyEvents(2_001), 413),

@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 pub use error::ServerError;
-pub use hooks::{SIGNATURE_HEADER, sign};
+pub use hooks::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, sign_at};
 
 use crate::runtime::Shared;
 
