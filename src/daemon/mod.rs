@@ -89,8 +89,12 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
-    shared.store.flush().await?;
-    tracing::info!("stopped");
+    shared
+        .store
+        .close()
+        .await
+        .context("cannot close the store cleanly")?;
+    tracing::info!("stopped: the store is checkpointed and closed");
     Ok(())
 }
 

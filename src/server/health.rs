@@ -1,5 +1,5 @@
-//! `GET /readyz`: whether the store answers and which rules are loaded,
-//! and whether sending is paused.
+//! `GET /readyz`: whether the store takes a real write (a commit, as a
+//! webhook needs), which rules are loaded, and whether sending is paused.
 
 use std::sync::Arc;
 
@@ -14,7 +14,15 @@ use crate::runtime::Shared;
 /// `GET /readyz`.
 pub(super) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let loaded = shared.loaded();
-    let store_ok = shared.store.flush().await.is_ok();
+    let now = shared.now().as_millisecond().to_string();
+    let probe = shared
+        .store
+        .call(move |c| c.meta_set("ready_probe", Some(&now)))
+        .await;
+    if let Err(err) = &probe {
+        tracing::warn!(error = %err, "readiness: the store cannot commit");
+    }
+    let store_ok = probe.is_ok();
     let paused = shared
         .store
         .call(|c| c.meta_get("sending_paused"))

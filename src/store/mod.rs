@@ -29,7 +29,7 @@ pub use status::StatusReport;
 pub use tx::Tx;
 
 use crate::config::StoreLocation;
-use writer::Job;
+use writer::Msg;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub enum StoreError {
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
 }
 
 impl std::fmt::Debug for Store {
@@ -72,10 +72,14 @@ impl Store {
     /// Opens (and creates or migrates) the store and starts its writer thread.
     pub fn open(location: &StoreLocation) -> Result<Store, StoreError> {
         let conn = schema::open_connection(location)?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let file = match location {
+            StoreLocation::File(path) => writer::FileId::of(path),
+            StoreLocation::Memory => None,
+        };
+        let (tx, rx) = mpsc::channel::<Msg>();
         std::thread::Builder::new()
             .name("waflow-store".into())
-            .spawn(move || writer::writer(conn, rx))
+            .spawn(move || writer::writer(conn, file, rx))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store { jobs: tx })
     }
@@ -108,13 +112,25 @@ impl Store {
         F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
     {
         let (job, reply) = writer::job(lazy, f);
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.jobs
+            .send(Msg::Work(job))
+            .map_err(|_| StoreError::Closed)?;
         reply.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Waits until every job sent before this call is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.call(|_| Ok(())).await
+    }
+
+    /// Commits what is waiting, checkpoints the WAL into the database file
+    /// and closes it. Every later call gets [`StoreError::Closed`].
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Msg::Close(reply))
+            .map_err(|_| StoreError::Closed)?;
+        done.await.map_err(|_| StoreError::Closed)?
     }
 }
 

@@ -5,7 +5,8 @@
 //! savepoint: one failing job does not undo the others of its batch. When
 //! lone requests come steadily (closer than 2 ms), a commit holding one
 //! waits for the next so that two share it. Lazy jobs (reads) need no
-//! commit of their own.
+//! commit of their own. On [`Msg::Close`] it commits, checkpoints the WAL
+//! into the database file and closes it: the file alone is then complete.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,14 @@ pub(super) struct Job {
     run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
 }
 
+/// What the writer receives.
+pub(super) enum Msg {
+    /// Work to run and commit.
+    Work(Job),
+    /// Commit, checkpoint, close the connection and stop; then reply.
+    Close(CloseReply),
+}
+
 /// Wraps `f` as a job for the writer and the receiver of its outcome.
 pub(super) fn job<R, F>(
     lazy: bool,
@@ -62,35 +71,35 @@ where
 /// The writer: takes every waiting job, runs them in one transaction, commits
 /// once. A transaction that holds only lazy jobs stays open for the next
 /// jobs, up to [`LAZY_COMMIT`].
-pub(super) fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
+pub(super) fn writer(conn: Connection, file: Option<FileId>, rx: mpsc::Receiver<Msg>) {
     // While a transaction is open: when it must be committed at the latest.
     let mut open: Option<Instant> = None;
     let mut pace = Arrivals::default();
+    let mut closing = None;
     loop {
-        let first = match open {
-            None => match rx.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            },
+        let received = match open {
+            None => rx.recv().ok(),
             Some(deadline) => {
                 match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(job) => job,
+                    Ok(msg) => Some(msg),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        commit(&conn, Vec::new());
+                        commit(&conn, &file, Vec::new());
                         open = None;
                         continue;
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
                 }
             }
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let first = match received {
+            Some(Msg::Work(job)) => job,
+            Some(Msg::Close(reply)) => {
+                closing = Some(reply);
+                break;
             }
-        }
+            None => break,
+        };
+        let batch = take_batch(first, &rx, &mut closing);
         if open.is_none() {
             if let Err(err) = control(&conn, "BEGIN IMMEDIATE") {
                 let err = err.to_string();
@@ -107,16 +116,9 @@ pub(super) fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
             ran.run(job, &conn);
         }
         // A steady stream of lone requests: the next one shares this commit.
-        if let Some(deadline) = pace.lone(received, ran.waiting.len()) {
-            while let Ok(job) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                let durable = !job.lazy;
-                pace.received(Instant::now(), durable);
-                ran.run(job, &conn);
-                if durable {
-                    break;
-                }
-            }
+        let lone = pace.lone(received, ran.waiting.len());
+        if let Some(deadline) = lone.filter(|_| closing.is_none()) {
+            closing = wait_for_next(&rx, deadline, &mut pace, &mut ran, &conn);
         }
         let Ran { lazy, mut waiting } = ran;
         if waiting.is_empty() {
@@ -126,13 +128,77 @@ pub(super) fn writer(conn: Connection, rx: mpsc::Receiver<Job>) {
         } else {
             // Lazy jobs of this batch may have read its durable work too.
             waiting.extend(lazy);
-            commit(&conn, waiting);
+            commit(&conn, &file, waiting);
             open = None;
+        }
+        if closing.is_some() {
+            break;
         }
     }
     if open.is_some() {
-        commit(&conn, Vec::new());
+        commit(&conn, &file, Vec::new());
     }
+    if let Some(reply) = closing {
+        let _ = reply.send(close(conn));
+    }
+}
+
+/// The reply of a [`Msg::Close`].
+type CloseReply = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
+
+/// `first` and every job already waiting behind it, up to [`MAX_BATCH`];
+/// a close request ends the batch.
+fn take_batch(first: Job, rx: &mpsc::Receiver<Msg>, closing: &mut Option<CloseReply>) -> Vec<Job> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(Msg::Work(job)) => batch.push(job),
+            Ok(Msg::Close(reply)) => {
+                *closing = Some(reply);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Runs the jobs that come until `deadline`, up to the next durable one, so
+/// that it shares the commit; a close request that comes meanwhile.
+fn wait_for_next(
+    rx: &mpsc::Receiver<Msg>,
+    deadline: Instant,
+    pace: &mut Arrivals,
+    ran: &mut Ran,
+    conn: &Connection,
+) -> Option<CloseReply> {
+    while let Ok(msg) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let job = match msg {
+            Msg::Work(job) => job,
+            Msg::Close(reply) => return Some(reply),
+        };
+        let durable = !job.lazy;
+        pace.received(Instant::now(), durable);
+        ran.run(job, conn);
+        if durable {
+            break;
+        }
+    }
+    None
+}
+
+/// Moves the WAL into the database file and closes the connection, so the
+/// file alone is a complete copy (and the `-wal` file is gone).
+fn close(conn: Connection) -> Result<(), StoreError> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    conn.close().map_err(|(_, e)| StoreError::Sql(e))?;
+    if busy != 0 {
+        return Err(StoreError::Corrupt(
+            "the final checkpoint was blocked by another connection; the -wal file holds the rest"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The replies of the jobs run in this batch, until the commit.
@@ -184,9 +250,52 @@ impl Arrivals {
     }
 }
 
+/// The database file the connection was opened on. A file deleted or
+/// replaced under a running daemon would take every later commit into an
+/// unlinked inode, lost at the next start: such commits are refused.
+pub(super) struct FileId {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+}
+
+impl FileId {
+    /// The identity of the file at `path` now.
+    pub(super) fn of(path: &std::path::Path) -> Option<FileId> {
+        Some(FileId {
+            path: path.to_owned(),
+            id: identity(path)?,
+        })
+    }
+
+    /// Whether the path still names the file that was opened.
+    fn check(&self) -> Result<(), String> {
+        if identity(&self.path) == Some(self.id) {
+            return Ok(());
+        }
+        Err(format!(
+            "the database file {} was deleted or replaced while waflow ran; nothing more is \
+             committed: stop waflow, restore the file (from a backup), start it again",
+            self.path.display()
+        ))
+    }
+}
+
+#[cfg(unix)]
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
 /// Commits the open transaction and tells the waiting callers how it went.
-fn commit(conn: &Connection, waiting: Vec<Reply>) {
-    let committed = control(conn, "COMMIT").map_err(|e| e.to_string());
+fn commit(conn: &Connection, file: &Option<FileId>, waiting: Vec<Reply>) {
+    let checked = file.as_ref().map_or(Ok(()), FileId::check);
+    let committed = checked.and_then(|()| control(conn, "COMMIT").map_err(|e| e.to_string()));
     if let Err(err) = &committed {
         // Lazy jobs of this transaction are lost: their work is done again.
         tracing::error!(error = %err, "store: commit failed");
