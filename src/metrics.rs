@@ -10,6 +10,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Webhook and hook events, by `kind` and `outcome` (accepted, duplicate, ignored, unknown, other_instance).
 pub const EVENTS: &str = "waflow_events_total";
+/// Connections answered 503 and closed because `server.max_connections` were open.
+pub const CONNECTIONS_REFUSED: &str = "waflow_connections_refused_total";
+/// Requests answered 408: the body came slower than `server.read_timeout`.
+pub const SLOW_BODIES: &str = "waflow_slow_bodies_total";
 /// Rule matches, by `rule`.
 pub const RULE_MATCHES: &str = "waflow_rule_matches_total";
 /// Planned and performed actions, by `kind` and `outcome` (sent, retry, dead, dry_run, blocked, failed).
@@ -64,6 +68,14 @@ pub fn render() -> String {
 fn describe() {
     metrics::describe_counter!(EVENTS, "Webhook and hook events by kind and outcome");
     metrics::describe_counter!(RULE_MATCHES, "Rule matches by rule");
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused with 503 over server.max_connections"
+    );
+    metrics::describe_counter!(
+        SLOW_BODIES,
+        "Request bodies slower than server.read_timeout (408)"
+    );
     metrics::describe_counter!(ACTIONS, "Actions by kind and outcome");
     metrics::describe_histogram!(
         API_LATENCY,

@@ -126,6 +126,11 @@ pub struct ServerConfig {
     pub webhook_secret: Option<Secret>,
     /// Larger request bodies are answered with 413.
     pub max_body: u64,
+    /// How long a client may take to send a request's headers, and then its
+    /// body; a slower one is disconnected (headers) or answered 408 (body).
+    pub read_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 /// Where the SQLite store is.
@@ -261,6 +266,14 @@ impl Config {
                 listen,
                 webhook_secret: raw.server.webhook_secret.and_then(Secret::new),
                 max_body: raw.server.max_body.map_or(1 << 20, |s| s.0),
+                read_timeout: raw
+                    .server
+                    .read_timeout
+                    .map_or(Duration::from_secs(10), HumanDuration::get),
+                max_connections: raw
+                    .server
+                    .max_connections
+                    .map_or(256, |n| n.max(1) as usize),
             },
             store,
             rules,

@@ -112,6 +112,8 @@ pub struct Server {
     pub listen: Option<serde_saphyr::Spanned<String>>,
     pub webhook_secret: Option<String>,
     pub max_body: Option<ByteSize>,
+    pub read_timeout: Option<HumanDuration>,
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

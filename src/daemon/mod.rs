@@ -59,16 +59,14 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     let cancel = shared.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
 
-    let app = crate::server::router(shared.clone(), config.server.max_body as usize);
-    let stop = cancel.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(err) = served {
-            tracing::error!(error = %err, "the HTTP listener failed");
-        }
-    });
+    let max_body = config.server.max_body as usize;
+    let app = crate::server::router(shared.clone(), max_body);
+    let limits = crate::server::Limits {
+        read_timeout: config.server.read_timeout,
+        max_connections: config.server.max_connections,
+        max_body,
+    };
+    tasks.spawn(crate::server::serve(listener, app, limits, cancel.clone()));
     tasks.spawn(processor::run(shared.clone(), cancel.clone()));
     tasks.spawn(crate::outbox::run(shared.clone(), cancel.clone()));
     tasks.spawn(crate::daemon::scheduler::run(

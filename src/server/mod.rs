@@ -9,6 +9,7 @@
 mod error;
 mod health;
 mod hooks;
+mod listen;
 mod webhook;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 pub use error::ServerError;
 pub use hooks::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, sign_at};
+pub use listen::{Limits, serve};
 
 use crate::runtime::Shared;
 

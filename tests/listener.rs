@@ -1,0 +1,91 @@
+//! The listener against slow and greedy clients: raw TCP connections to the
+//! real binary that send headers or bodies too slowly, or too many at once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A daemon with a 1 s read timeout and at most 20 connections.
+async fn daemon(api: &wiremock::MockServer) -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), &api.uri(), port, "");
+    let path = dir.path().join("waflow.yaml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let limits = "  max_body: 4KiB\n  read_timeout: 1s\n  max_connections: 20\n";
+    std::fs::write(&path, config.replace("  max_body: 4KiB\n", limits)).unwrap();
+    (start_in(dir.path(), port).await, dir)
+}
+
+/// What the server sends on `stream` until it closes it (or 10 s pass).
+async fn answer(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+async fn healthz(d: &Daemon) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    answer(&mut s).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_headers_are_cut_and_connections_over_the_cap_get_503() {
+    let api = api_ok().await;
+    let (d, _dir) = daemon(&api).await;
+    // Twenty clients that never finish their headers (or never send a
+    // byte) take every slot.
+    let mut slow = Vec::new();
+    for i in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"POST /webhook/x HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = healthz(&d).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    // The read timeout cuts them; the slots are free again.
+    for s in &mut slow {
+        let cut = answer(s).await;
+        assert!(!cut.contains("200 OK"), "{cut}");
+    }
+    let ok = healthz(&d).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("waflow_connections_refused_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_comes_too_slowly_gets_408_and_nothing_is_recorded() {
+    let api = api_ok().await;
+    let (d, _dir) = daemon(&api).await;
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+    let head = format!(
+        "POST /webhook/{SECRET} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"instance_id\""
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let got = answer(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("read_timeout"), "{got}");
+    // Still serving.
+    assert_eq!(post(&d, &message("L1", "84933313000", "price?")).await, 200);
+}
