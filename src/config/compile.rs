@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use super::raw;
 use super::safety::{BanBreaker, LoopBreaker, OptOut, QuietHours, Safety, normalize};
-use super::{ApiConfig, DEFAULT_BASE_URL, Diagnostic, Diagnostics, Pacing, Retry};
+use super::{ApiConfig, DEFAULT_BASE_URL, Diagnostic, Diagnostics, Pacing, Retry, ServerConfig};
 use crate::secret::Secret;
 use crate::units::calendar::Calendar;
 use crate::units::{HumanDuration, Rate, Zone};
@@ -224,5 +225,18 @@ pub(super) fn retry(raw: &raw::RetryRaw) -> Retry {
         relogin_probe: raw
             .relogin_probe
             .map_or(d.relogin_probe, HumanDuration::get),
+    }
+}
+
+/// `server:` over its defaults, listening on `listen`.
+pub(super) fn server(raw: raw::Server, listen: SocketAddr) -> ServerConfig {
+    ServerConfig {
+        listen,
+        webhook_secret: raw.webhook_secret.and_then(Secret::new),
+        max_body: raw.max_body.map_or(1 << 20, |s| s.0),
+        read_timeout: raw
+            .read_timeout
+            .map_or(Duration::from_secs(10), HumanDuration::get),
+        max_connections: raw.max_connections.map_or(256, |n| n.max(1) as usize),
     }
 }

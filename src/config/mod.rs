@@ -59,6 +59,10 @@ pub struct Config {
     pub retry: Retry,
     /// Conversation safety: opt-out, repeat suppression, per-chat ceiling, quiet hours …
     pub safety: crate::config::safety::Safety,
+    /// Hosts the rules' `http:` actions may call (empty: any public host).
+    /// Listed hosts may also be loopback or private addresses; unlisted
+    /// ones never are.
+    pub allow_hosts: Vec<String>,
     /// Named business calendars (`hours:`), for `in_hours('NAME')` and quiet hours.
     pub hours: Calendars,
 }
@@ -262,19 +266,7 @@ impl Config {
             path: path.to_owned(),
             dry_run: raw.dry_run || api.access_token.is_none(),
             api,
-            server: ServerConfig {
-                listen,
-                webhook_secret: raw.server.webhook_secret.and_then(Secret::new),
-                max_body: raw.server.max_body.map_or(1 << 20, |s| s.0),
-                read_timeout: raw
-                    .server
-                    .read_timeout
-                    .map_or(Duration::from_secs(10), HumanDuration::get),
-                max_connections: raw
-                    .server
-                    .max_connections
-                    .map_or(256, |n| n.max(1) as usize),
-            },
+            server: compile::server(raw.server, listen),
             store,
             rules,
             timezone,
@@ -287,6 +279,12 @@ impl Config {
                 .human_pause
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
             vars: raw.vars,
+            allow_hosts: raw
+                .http_actions
+                .allow_hosts
+                .iter()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
             safety,
             retry: compile::retry(&raw.retry),
         };

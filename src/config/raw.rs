@@ -29,6 +29,15 @@ pub struct File {
     pub safety: SafetyRaw,
     #[serde(default)]
     pub hours: std::collections::BTreeMap<String, CalendarRaw>,
+    #[serde(default)]
+    pub http_actions: HttpActionsRaw,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpActionsRaw {
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

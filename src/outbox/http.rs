@@ -1,13 +1,34 @@
 //! `http` actions: the call to another system, then the rest of its rule
-//! planned with the answer (`{{ http.status }}`, `{{ http.json }}`).
+//! planned with the answer (`{{ http.status }}`, `{{ http.json }}`). The
+//! call follows no redirect and may reach only the hosts [`super::target`]
+//! allows; a refused target is a dead letter, not a retry.
+
+use std::sync::Arc;
 
 use super::plan::write_plan;
 use super::record;
-use super::retry::failed;
+use super::retry::{failed, finish};
 use crate::api::ApiError;
 use crate::rules::{EvalInput, HttpCall, HttpResult};
 use crate::runtime::{Loaded, Shared};
 use crate::store::{OutboxRow, StoreError, Tx};
+
+/// `http:` calls in flight at once, beside the sends.
+pub(super) const CONCURRENT: usize = 8;
+
+/// The client of `http:` actions: no redirects (a 3xx is the answer), names
+/// resolved through [`super::target::Guarded`].
+pub(super) fn client(shared: &Arc<Shared>) -> reqwest::Client {
+    let guarded = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .dns_resolver(Arc::new(super::target::Guarded(shared.clone())))
+        .build();
+    guarded.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot build the client of http actions; they will fail");
+        reqwest::Client::new()
+    })
+}
 
 /// Performs an `http` action, then plans the rest of its rule with the answer.
 pub(super) async fn perform_http(
@@ -17,6 +38,13 @@ pub(super) async fn perform_http(
     call: &HttpCall,
 ) {
     let loaded = shared.loaded();
+    let target = url::Url::parse(&call.url)
+        .map_err(|e| format!("`{}` is not a URL: {e}", call.url))
+        .and_then(|url| super::target::check(&url, &loaded.config.allow_hosts));
+    if let Err(reason) = target {
+        refuse(shared, row, reason).await;
+        return;
+    }
     let method =
         reqwest::Method::from_bytes(call.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut request = client
@@ -64,6 +92,7 @@ pub(super) async fn perform_http(
             let mut none = None;
             failed(shared, row, &err, &mut none, &loaded.config.retry).await;
         }
+        Err(e) if refused_by_resolver(&e) => refuse(shared, row, chain(&e)).await,
         Err(e) => {
             let err = ApiError::Connect {
                 endpoint: "http",
@@ -73,6 +102,31 @@ pub(super) async fn perform_http(
             failed(shared, row, &err, &mut none, &loaded.config.retry).await;
         }
     }
+}
+
+/// A call to a target that is not allowed: a dead letter, not a retry.
+async fn refuse(shared: &Shared, row: &OutboxRow, reason: String) {
+    tracing::warn!(rule = %row.rule, reason = %reason, "http action refused");
+    metrics::counter!(crate::metrics::ACTIONS, "kind" => "http", "outcome" => "blocked")
+        .increment(1);
+    finish(shared, row.id, "dead", Some(format!("http: {reason}"))).await;
+}
+
+/// Whether the call failed because its name resolves inward (see `target`).
+fn refused_by_resolver(err: &reqwest::Error) -> bool {
+    err.is_connect() && chain(err).contains("http_actions.allow_hosts")
+}
+
+/// The error and its sources, as one line.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Plans the actions after an `http` action of `row`'s rule, with its

@@ -23,6 +23,7 @@ mod http;
 pub mod plan;
 mod retry;
 mod send;
+mod target;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -52,6 +53,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         .flatten()
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
+    let http = http::client(&shared);
     let mut worker = Worker {
         shared,
         cancel,
@@ -59,7 +61,8 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         relogin_until: None,
         gauges_at: None,
         breaker,
-        http: reqwest::Client::new(),
+        http,
+        http_slots: Arc::new(tokio::sync::Semaphore::new(http::CONCURRENT)),
     };
     worker.run().await;
 }
@@ -83,7 +86,10 @@ struct Worker {
     gauges_at: Option<Instant>,
     /// The ban-signal breaker: pause and slow start after rate-limit answers.
     breaker: BreakerState,
+    /// The client of `http:` actions (no redirects, inward addresses refused).
     http: reqwest::Client,
+    /// `http:` actions run beside the sends, this many at once.
+    http_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What became of one claimed row.

@@ -17,6 +17,32 @@ use crate::runtime::Loaded;
 use crate::store::{Claim, OutboxRow};
 
 impl Worker {
+    /// Starts an `http:` action beside the sends, so a slow target never
+    /// delays a reply (the row stays in flight, holding its chat's order,
+    /// until the call is done). All slots busy: it waits a little, spending
+    /// no attempt.
+    async fn start_http(&self, row: &OutboxRow, call: &crate::rules::HttpCall) {
+        let Ok(slot) = self.http_slots.clone().try_acquire_owned() else {
+            let (id, now) = (row.id, self.shared.now().as_millisecond());
+            super::record(&self.shared, "http_wait", move |c| {
+                c.mark_retry(id, now + 500, "http actions busy; waiting", false, now)
+            })
+            .await;
+            return;
+        };
+        let (id, now) = (row.id, self.shared.now().as_millisecond());
+        super::record(&self.shared, "http_start", move |c| {
+            c.mark_inflight(id, now)
+        })
+        .await;
+        let (shared, client) = (self.shared.clone(), self.http.clone());
+        let (row, call) = (row.clone(), call.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            perform_http(&shared, &client, &row, &call).await;
+        });
+    }
+
     /// Performs one claimed row; [`Worker::settle`] applies the outcome.
     pub(super) async fn attempt(&self, claim: &Claim) -> Outcome {
         let shared = &self.shared;
@@ -24,7 +50,7 @@ impl Worker {
         let out = match &row.action {
             PlannedAction::Send(out) => out,
             PlannedAction::Http(call) => {
-                perform_http(shared, &self.http, row, call).await;
+                self.start_http(row, call).await;
                 return Outcome::Done;
             }
             other => {

@@ -63,6 +63,32 @@ impl Default for Templates {
     }
 }
 
+/// Characters left as they are in a URL component: the unreserved ones.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Writes a value into a template: percent-encoded (dots too, so a value
+/// cannot be a `..` path segment) in URL templates, as it is elsewhere.
+fn url_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &mut State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    let url = matches!(state.auto_escape(), minijinja::AutoEscape::Custom(name) if name == "url");
+    if !url || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = value.to_string();
+    let encoded = percent_encoding::utf8_percent_encode(&text, COMPONENT).to_string();
+    // `.` stays out of COMPONENT's exceptions: "%2E%2E" is still a dot
+    // segment to URL parsers, so dots are written as "%2E" and checked
+    // for after rendering.
+    out.write_str(&encoded.replace('.', "%2E"))
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+}
+
 impl Templates {
     /// An environment with strict undefined and a fuel limit, without calendars.
     pub fn new() -> Self {
@@ -97,8 +123,16 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
         env.set_debug(true);
-        // Messages are plain text: no HTML escaping.
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // Messages are plain text: no HTML escaping. In URL templates
+        // (names starting with `u`) every value is percent-encoded.
+        env.set_auto_escape_callback(|name| {
+            if name.starts_with('u') {
+                minijinja::AutoEscape::Custom("url".into())
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        env.set_formatter(url_formatter);
         Templates {
             env,
             sources: Vec::new(),
@@ -107,12 +141,24 @@ impl Templates {
 
     /// Compiles a template string.
     pub fn add(&mut self, source: &str) -> Result<Text, TemplateError> {
+        self.add_as(source, "t")
+    }
+
+    /// Compiles the template of a URL: each value it inserts is
+    /// percent-encoded as one component, so text from a message cannot
+    /// change the URL's host, path or query structure (`| safe` opts out,
+    /// for a value that is a whole URL).
+    pub fn add_url(&mut self, source: &str) -> Result<Text, TemplateError> {
+        self.add_as(source, "u")
+    }
+
+    fn add_as(&mut self, source: &str, prefix: &str) -> Result<Text, TemplateError> {
         let spun = spintax(source);
         if spun == source {
             if !has_syntax(source) {
                 return Ok(Text::Literal(source.to_owned()));
             }
-            return self.register(source.to_owned(), 0);
+            return self.register(source.to_owned(), 0, prefix);
         }
         // Errors are reported against the text as written, not the rewrite.
         self.env
@@ -122,7 +168,7 @@ impl Templates {
                 message: describe(&err),
                 offset: err.range().map(|r| r.start),
             })?;
-        self.register(spun, 0)
+        self.register(spun, 0, prefix)
     }
 
     /// Compiles a condition (`if:`) into a template that renders `1` when true.
@@ -135,11 +181,16 @@ impl Templates {
             });
         }
         let wrapped = format!("{CONDITION_PREFIX}{expression} %}}1{{% endif %}}");
-        self.register(wrapped, CONDITION_PREFIX.len())
+        self.register(wrapped, CONDITION_PREFIX.len(), "t")
     }
 
-    fn register(&mut self, source: String, shift: usize) -> Result<Text, TemplateError> {
-        let name = format!("t{}", self.sources.len());
+    fn register(
+        &mut self,
+        source: String,
+        shift: usize,
+        prefix: &str,
+    ) -> Result<Text, TemplateError> {
+        let name = format!("{prefix}{}", self.sources.len());
         self.env
             .add_template_owned(name.clone(), source.clone())
             .map_err(|err| TemplateError {

@@ -205,6 +205,16 @@ impl Tx<'_> {
             .collect())
     }
 
+    /// Marks a claimed row as in flight in the store, for work that runs
+    /// beside the worker (`http:` actions): the next claim must not take it
+    /// again. After a crash, [`Tx::reset_inflight`] makes it pending again.
+    pub fn mark_inflight(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE outbox SET state = 'inflight', updated_at = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?;
+        Ok(())
+    }
+
     /// When the next pending row that is not due at `now` becomes due, if any.
     /// (Rows due already are either claimable or wait behind their chat's
     /// first row, which is then the one to wait for.)

@@ -258,7 +258,7 @@ impl Compiler<'_> {
         if h.json.is_some() && h.body.is_some() {
             self.error_at(&h.url, "give `json` or `body`, not both");
         }
-        let url = self.text(&h.url, &h.url, scope)?;
+        let url = self.url_text(&h.url, &h.url, scope)?;
         let mut headers = Vec::new();
         for (k, v) in &h.headers {
             headers.push((k.clone(), self.text(v, v, scope)?));

@@ -22,6 +22,26 @@ impl Compiler<'_> {
         fallback: &Sp<T>,
         scope: &Scope,
     ) -> Option<Text> {
+        self.text_as(t, fallback, scope, false)
+    }
+
+    /// [`Self::text`] for a URL: the values it inserts are percent-encoded.
+    pub(super) fn url_text<T>(
+        &mut self,
+        t: &Sp<String>,
+        fallback: &Sp<T>,
+        scope: &Scope,
+    ) -> Option<Text> {
+        self.text_as(t, fallback, scope, true)
+    }
+
+    fn text_as<T>(
+        &mut self,
+        t: &Sp<String>,
+        fallback: &Sp<T>,
+        scope: &Scope,
+        url: bool,
+    ) -> Option<Text> {
         let located = if t.line > 0 {
             Sp {
                 value: t.value.clone(),
@@ -35,7 +55,12 @@ impl Compiler<'_> {
                 column: fallback.column,
             }
         };
-        match self.templates.add(&t.value) {
+        let added = if url {
+            self.templates.add_url(&t.value)
+        } else {
+            self.templates.add(&t.value)
+        };
+        match added {
             Ok(text) => {
                 self.check_variables(&text, &located, scope);
                 Some(text)

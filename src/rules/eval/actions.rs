@@ -124,13 +124,24 @@ impl RuleSet {
             Action::Http(spec) => {
                 let mut headers = BTreeMap::new();
                 for (k, v) in &spec.headers {
-                    headers.insert(k.clone(), self.text(v, ctx)?);
+                    let value = self.text(v, ctx)?;
+                    if value.chars().any(|c| c.is_control() && c != '\t') {
+                        return Err(format!(
+                            "http: header `{k}` would hold a line break or control character"
+                        ));
+                    }
+                    headers.insert(k.clone(), value);
                 }
                 let url = self.text(&spec.url, ctx)?;
                 let parsed = url::Url::parse(&url)
                     .map_err(|e| format!("http: `{url}` is not a URL: {e}"))?;
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(format!("http: `{url}` must be an http(s) URL"));
+                }
+                if has_dot_segment(&url) {
+                    return Err(format!(
+                        "http: `{url}` has a `.` or `..` path segment, which would change its path"
+                    ));
                 }
                 PlannedAction::Http(HttpCall {
                     method: spec.method.clone(),
@@ -391,4 +402,15 @@ fn interactive(
 enum MenuLine {
     Choice(MenuOption),
     Plain(String),
+}
+
+/// Whether the path of `url` (as written) holds a `.` or `..` segment in
+/// any spelling a URL parser resolves (`%2e`, `.%2E`, …).
+fn has_dot_segment(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').skip(1).any(|segment| {
+        let plain = segment.to_ascii_lowercase().replace("%2e", ".");
+        plain == "." || plain == ".."
+    })
 }
