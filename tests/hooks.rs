@@ -72,12 +72,7 @@ async fn the_same_idempotency_key_is_the_same_event_and_sends_once() {
     assert_eq!(got.len(), 1, "{}", d.log());
     // Another key is another event (the rule's own repeat guard aside).
     assert_eq!(call(&d, &body, &headers("shop-order-K-1-again")).await, 202);
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&d).await;
     assert!(
         metrics.contains(r#"waflow_events_total{kind="webhook",outcome="duplicate"} 3"#),
         "{metrics}"

@@ -30,9 +30,7 @@ async fn daemon(api: &wiremock::MockServer) -> (Daemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     write_config(dir.path(), &api.uri(), port, "");
-    let path = dir.path().join("waflow.yaml");
-    let config = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, config.replace("max_body: 4KiB", "max_body: 2MiB")).unwrap();
+    edit_config(dir.path(), "max_body: 4KiB", "max_body: 2MiB");
     (start_in(dir.path(), port).await, dir)
 }
 
@@ -117,12 +115,7 @@ async fn too_many_events_or_too_deep_json_get_a_clear_4xx_and_nothing_is_recorde
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&d).await;
     assert!(
         metrics.contains(r#"waflow_events_total{kind="too_many",outcome="rejected"} 1"#),
         "{metrics}"

@@ -17,9 +17,7 @@ async fn daemon(api: &MockServer, config: &str, extra_rules: &str) -> (Daemon, t
     let port = free_port();
     write_config(dir.path(), &api.uri(), port, config);
     // http: actions wait as long as API calls do: longer than the slow target.
-    let path = dir.path().join("waflow.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("  timeout: 2s\n", "  timeout: 20s\n")).unwrap();
+    edit_config(dir.path(), "  timeout: 2s\n", "  timeout: 20s\n");
     let rules = format!("{RULES}{extra_rules}");
     std::fs::write(dir.path().join("rules/rules.yaml"), rules).unwrap();
     (start_in(dir.path(), port).await, dir)

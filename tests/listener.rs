@@ -14,10 +14,8 @@ async fn daemon(api: &wiremock::MockServer) -> (Daemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     write_config(dir.path(), &api.uri(), port, "");
-    let path = dir.path().join("waflow.yaml");
-    let config = std::fs::read_to_string(&path).unwrap();
     let limits = "  max_body: 4KiB\n  read_timeout: 1s\n  max_connections: 20\n";
-    std::fs::write(&path, config.replace("  max_body: 4KiB\n", limits)).unwrap();
+    edit_config(dir.path(), "  max_body: 4KiB\n", limits);
     (start_in(dir.path(), port).await, dir)
 }
 
@@ -62,12 +60,7 @@ async fn slow_headers_are_cut_and_connections_over_the_cap_get_503() {
     }
     let ok = healthz(&d).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&d).await;
     assert!(
         metrics.contains("waflow_connections_refused_total 1"),
         "{metrics}"

@@ -165,12 +165,7 @@ async fn a_bot_answering_our_bot_gets_muted() {
         d.log()
     );
     assert!(d.log().contains("answers like a bot"), "{}", d.log());
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&d).await;
     assert!(metrics.contains("waflow_loops_broken_total 1"), "{metrics}");
     // Another chat is not affected.
     post(&d, &message("HUMAN1", "84966666666", "hello")).await;
@@ -385,12 +380,7 @@ async fn a_rate_limit_answer_pauses_all_sending_then_it_resumes_slowly() {
             .is_some_and(|s| s.contains("rate-overlimit")),
         "{status}"
     );
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&d).await;
     assert!(metrics.contains("waflow_ban_breaker_open 1"), "{metrics}");
     assert!(
         metrics.contains("waflow_ban_breaker_trips_total 1"),

@@ -18,15 +18,6 @@ fn store(d: &Daemon) -> rusqlite::Connection {
     conn
 }
 
-async fn metrics(d: &Daemon) -> String {
-    reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_confirmation_the_store_cannot_write_is_kept_and_the_send_is_not_made_again() {
     let api = api_ok().await;
@@ -40,7 +31,7 @@ async fn a_confirmation_the_store_cannot_write_is_kept_and_the_send_is_not_made_
     // the row again nor sends anything else meanwhile.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sends(&api, "send").await.len(), 1, "{}", d.log());
-    let counted = metrics(&d).await;
+    let counted = metrics_of(&d).await;
     assert!(
         counted.contains("waflow_store_errors_total{op=\"confirm\"}"),
         "{counted}"
@@ -210,14 +201,12 @@ async fn a_full_disk_gets_503_and_no_reply_is_sent_twice() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     write_config(dir.path(), &api.uri(), port, "");
-    let path = dir.path().join("waflow.yaml");
     let db = disk.path().join("waflow.db");
-    let config = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        config.replace("store: waflow.db", &format!("store: {}", db.display())),
-    )
-    .unwrap();
+    edit_config(
+        dir.path(),
+        "store: waflow.db",
+        &format!("store: {}", db.display()),
+    );
     let d = start_in(dir.path(), port).await;
     assert_eq!(
         post(&d, &message("FULL1", "84933313000", "price?")).await,

@@ -198,6 +198,24 @@ pub async fn api_failing_then_ok(first: ResponseTemplate, times: u64) -> MockSer
     api
 }
 
+/// The daemon's `/metrics` page.
+pub async fn metrics_of(d: &Daemon) -> String {
+    reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Replaces `from` with `to` in the config `write_config` wrote in `dir`.
+pub fn edit_config(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("waflow.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "`{from}` is not in the config");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
 /// `waflow status --json` of a daemon's folder.
 pub fn status_of(d: &Daemon) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_waflow"))
