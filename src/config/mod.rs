@@ -63,6 +63,8 @@ pub struct Config {
     /// Listed hosts may also be loopback or private addresses; unlisted
     /// ones never are.
     pub allow_hosts: Vec<String>,
+    /// How long finished events, outbox rows and sends are kept (`store.keep`).
+    pub keep: Duration,
     /// Named business calendars (`hours:`), for `in_hours('NAME')` and quiet hours.
     pub hours: Calendars,
 }
@@ -243,7 +245,13 @@ impl Config {
 
         let base_url = compile::base_url(&raw.api, path, &mut problems);
         let listen = compile::listen(&raw.server, path, &mut problems);
-        let store = match raw.store.as_deref().map(str::trim) {
+        let (store_path, keep) = match &raw.store {
+            None => (None, None),
+            Some(raw::StoreRaw::Path(p)) => (Some(p.as_str()), None),
+            Some(raw::StoreRaw::Table { path, keep }) => (path.as_deref(), *keep),
+        };
+        let keep = keep.map_or(Duration::from_secs(30 * 86_400), HumanDuration::get);
+        let store = match store_path.map(str::trim) {
             Some(":memory:") => StoreLocation::Memory,
             Some(p) if !p.is_empty() => StoreLocation::File(resolve(p)),
             _ => StoreLocation::File(resolve("waflow.db")),
@@ -279,6 +287,7 @@ impl Config {
                 .human_pause
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
             vars: raw.vars,
+            keep,
             allow_hosts: raw
                 .http_actions
                 .allow_hosts

@@ -12,7 +12,7 @@ pub struct File {
     pub api: Api,
     #[serde(default)]
     pub server: Server,
-    pub store: Option<String>,
+    pub store: Option<StoreRaw>,
     pub rules: Option<String>,
     pub timezone: Option<Zone>,
     #[serde(default)]
@@ -31,6 +31,17 @@ pub struct File {
     pub hours: std::collections::BTreeMap<String, CalendarRaw>,
     #[serde(default)]
     pub http_actions: HttpActionsRaw,
+}
+
+/// `store: FILE`, or `store: {path: FILE, keep: 30d}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StoreRaw {
+    Path(String),
+    Table {
+        path: Option<String>,
+        keep: Option<HumanDuration>,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]

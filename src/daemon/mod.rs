@@ -9,6 +9,7 @@
 
 mod processor;
 mod reload;
+mod retention;
 pub mod scheduler;
 
 use std::path::PathBuf;
@@ -68,6 +69,7 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     };
     tasks.spawn(crate::server::serve(listener, app, limits, cancel.clone()));
     tasks.spawn(processor::run(shared.clone(), cancel.clone()));
+    tasks.spawn(retention::run(shared.clone(), cancel.clone()));
     tasks.spawn(crate::outbox::run(shared.clone(), cancel.clone()));
     tasks.spawn(crate::daemon::scheduler::run(
         shared.clone(),

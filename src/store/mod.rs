@@ -15,6 +15,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod meta;
 pub mod outbox;
+pub mod retention;
 mod schema;
 pub mod status;
 mod tx;
@@ -24,6 +25,7 @@ use std::sync::mpsc;
 
 pub use inbox::{InboxRow, NewEvent};
 pub use outbox::{Claim, NewOutbox, OutboxRow};
+pub use retention::Pruned;
 pub use schema::{Direct, SCHEMA_VERSION};
 pub use status::StatusReport;
 pub use tx::Tx;
@@ -190,7 +192,15 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(indexes, ["outbox_dead", "outbox_open", "outbox_open_chat"]);
+        assert_eq!(
+            indexes,
+            [
+                "outbox_dead",
+                "outbox_inbox",
+                "outbox_open",
+                "outbox_open_chat"
+            ]
+        );
         conn.execute(
             "INSERT INTO menus (instance, recipient, options, at) VALUES ('I1', '1', '[]', 0)",
             [],

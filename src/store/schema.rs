@@ -12,7 +12,7 @@ use super::{StoreError, Tx};
 use crate::config::StoreLocation;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub(super) fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
     let conn = match location {
@@ -54,6 +54,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(&format!(
             "BEGIN;\n{}\nPRAGMA user_version = 2;\nCOMMIT;",
             include_str!("v2.sql")
+        ))?;
+    }
+    if version < 3 {
+        conn.execute_batch(&format!(
+            "BEGIN;\n{}\nPRAGMA user_version = 3;\nCOMMIT;",
+            include_str!("v3.sql")
         ))?;
     }
     Ok(())

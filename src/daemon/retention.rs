@@ -1,0 +1,60 @@
+//! The background task that keeps the store from growing forever: every few
+//! minutes it deletes what is older than `store.keep` (see
+//! [`crate::store::retention`]), in small batches so webhooks never wait
+//! long behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::Shared;
+
+/// Records of each kind deleted per transaction.
+const BATCH: usize = 1_000;
+/// The longest time between two prunes.
+const EVERY: Duration = Duration::from_secs(600);
+
+/// Prunes until `cancel`.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    loop {
+        let keep = shared.loaded().config.keep;
+        let every = EVERY.min(keep / 4).max(Duration::from_millis(200));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(shared.clock.real(every)) => {}
+        }
+        prune(&shared, keep).await;
+    }
+}
+
+async fn prune(shared: &Shared, keep: Duration) {
+    let before = shared.now().as_millisecond() - keep.as_millis() as i64;
+    let mut total = crate::store::Pruned::default();
+    loop {
+        match shared.store.call(move |c| c.prune(before, BATCH)).await {
+            Ok(pruned) => {
+                total.events += pruned.events;
+                total.rows += pruned.rows;
+                total.sends += pruned.sends;
+                if pruned.events.max(pruned.rows).max(pruned.sends) < BATCH {
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "retention: cannot delete old records now; trying again later");
+                return;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    if total.any() {
+        tracing::info!(
+            events = total.events,
+            outbox_rows = total.rows,
+            sends = total.sends,
+            keep = ?keep,
+            "retention: deleted records older than store.keep"
+        );
+    }
+}

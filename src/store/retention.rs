@@ -1,0 +1,60 @@
+//! Retention: events, finished outbox rows and the ledger of sends older
+//! than `store.keep` are deleted, a bounded batch per call, so the store
+//! does not grow forever. Nothing still needed is touched: unprocessed
+//! events, events with open outbox rows, and open rows stay.
+
+use rusqlite::params;
+
+use super::{StoreError, Tx};
+
+/// What one call of [`Tx::prune`] deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Inbox events.
+    pub events: usize,
+    /// Finished outbox rows (sent, dead, dry-run, blocked).
+    pub rows: usize,
+    /// Entries of the ledger of sends.
+    pub sends: usize,
+}
+
+impl Pruned {
+    /// Whether anything was deleted.
+    pub fn any(&self) -> bool {
+        self.events + self.rows + self.sends > 0
+    }
+}
+
+impl Tx<'_> {
+    /// Deletes up to `limit` of each kind of record older than `before` (ms).
+    pub fn prune(&self, before: i64, limit: usize) -> Result<Pruned, StoreError> {
+        let limit = limit as i64;
+        let rows = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+               WHERE state IN ('sent', 'dead', 'dry_run', 'blocked') AND updated_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![before, limit])?;
+        let events = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM inbox WHERE id IN (SELECT i.id FROM inbox i
+               WHERE i.received_at < ?1 AND i.status <> 'new'
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.inbox_id = i.id)
+               LIMIT ?2)",
+            )?
+            .execute(params![before, limit])?;
+        let sends = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM sent WHERE id IN (SELECT id FROM sent WHERE sent_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![before, limit])?;
+        Ok(Pruned {
+            events,
+            rows,
+            sends,
+        })
+    }
+}
