@@ -190,7 +190,7 @@ pub struct DescribedCall {
 }
 
 /// The error's chain of causes, without any URL.
-fn describe_reqwest_error(err: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest_error(err: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut parts = Vec::new();
     if err.is_connect() {

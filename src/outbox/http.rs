@@ -92,7 +92,9 @@ pub(super) async fn perform_http(
             let mut none = None;
             failed(shared, row, &err, &mut none, &loaded.config.retry).await;
         }
-        Err(e) if refused_by_resolver(&e) => refuse(shared, row, chain(&e)).await,
+        Err(e) if refused_by_resolver(&e) => {
+            refuse(shared, row, crate::api::describe_reqwest_error(&e)).await
+        }
         Err(e) => {
             let err = ApiError::Connect {
                 endpoint: "http",
@@ -114,19 +116,7 @@ async fn refuse(shared: &Shared, row: &OutboxRow, reason: String) {
 
 /// Whether the call failed because its name resolves inward (see `target`).
 fn refused_by_resolver(err: &reqwest::Error) -> bool {
-    err.is_connect() && chain(err).contains("http_actions.allow_hosts")
-}
-
-/// The error and its sources, as one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    err.is_connect() && crate::api::describe_reqwest_error(err).contains("http_actions.allow_hosts")
 }
 
 /// Plans the actions after an `http` action of `row`'s rule, with its
