@@ -18,6 +18,8 @@ pub const SLOW_BODIES: &str = "waflow_slow_bodies_total";
 pub const RULE_MATCHES: &str = "waflow_rule_matches_total";
 /// Planned and performed actions, by `kind` and `outcome` (sent, retry, dead, dry_run, blocked, failed).
 pub const ACTIONS: &str = "waflow_actions_total";
+/// Sends left in flight by a stop that their webhook echo confirmed (not sent again).
+pub const ECHO_CONFIRMED: &str = "waflow_sends_confirmed_by_echo_total";
 /// Remote API call latency in seconds, by `endpoint`.
 pub const API_LATENCY: &str = "waflow_api_latency_seconds";
 /// Actions waiting in the outbox.

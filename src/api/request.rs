@@ -228,6 +228,13 @@ pub struct HttpCall {
     pub token: TokenPlace,
 }
 
+/// The digest of a text message (see [`ApiRequest::digest`]): what a text
+/// send and the webhook's echo of it have in common.
+pub fn text_digest(text: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(&Sha256::digest(text.trim().as_bytes())[..16])
+}
+
 impl ApiRequest {
     /// The number or group this request goes to, if it sends a message.
     pub fn recipient(&self) -> Option<String> {
@@ -247,7 +254,7 @@ impl ApiRequest {
         let content = match self {
             ApiRequest::Send { content, .. } | ApiRequest::SendGroup { content, .. } => {
                 match content {
-                    Content::Text { text } => text.trim().to_owned(),
+                    Content::Text { text } => return text_digest(text),
                     other => serde_json::to_string(other).unwrap_or_default(),
                 }
             }

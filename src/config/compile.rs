@@ -225,6 +225,7 @@ pub(super) fn retry(raw: &raw::RetryRaw) -> Retry {
         relogin_probe: raw
             .relogin_probe
             .map_or(d.relogin_probe, HumanDuration::get),
+        echo_wait: raw.echo_wait.map_or(d.echo_wait, HumanDuration::get),
     }
 }
 

@@ -84,6 +84,10 @@ pub struct Retry {
     pub max_backoff: Duration,
     /// While the number is logged out, how often to try again.
     pub relogin_probe: Duration,
+    /// After a crash, how long a send that was in flight waits for the
+    /// API's echo of it (confirmed by the echo instead of sent again);
+    /// zero turns the reconciliation off.
+    pub echo_wait: Duration,
 }
 
 impl Default for Retry {
@@ -93,6 +97,7 @@ impl Default for Retry {
             backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(600),
             relogin_probe: Duration::from_secs(60),
+            echo_wait: Duration::from_secs(15),
         }
     }
 }

@@ -113,6 +113,7 @@ pub struct RetryRaw {
     pub backoff: Option<HumanDuration>,
     pub max_backoff: Option<HumanDuration>,
     pub relogin_probe: Option<HumanDuration>,
+    pub echo_wait: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -79,6 +79,20 @@ pub fn phone_from_any(value: &str) -> Option<String> {
     (digits.len() >= 5 && digits.chars().all(|c| c.is_ascii_digit())).then_some(digits)
 }
 
+/// The part of an address that names whom a message went to, for
+/// matching a send with its echo: the user of a JID (no device, agent or
+/// server), or the digits of a bare number. `84933313000`,
+/// `+84933313000`, `84933313000@c.us` and `84933313000:3@s.whatsapp.net`
+/// give the same key; a group keeps its own id.
+pub fn address_key(value: &str) -> String {
+    let value = value.trim();
+    if value.contains('@') {
+        let normalized = normalize(value);
+        return normalized.split('@').next().unwrap_or_default().to_owned();
+    }
+    value.chars().filter(|c| *c != '+' && *c != ' ').collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +107,22 @@ mod tests {
         assert_eq!(kind("1234@broadcast"), JidKind::Broadcast);
         assert_eq!(kind("1203@newsletter"), JidKind::Newsletter);
         assert_eq!(kind("nonsense"), JidKind::Other);
+    }
+
+    #[test]
+    fn address_keys_match_a_number_with_its_jids() {
+        let key = address_key("84933313000");
+        for form in [
+            "+84933313000",
+            "84933313000@c.us",
+            "84933313000@s.whatsapp.net",
+            "84933313000:3@s.whatsapp.net",
+            " 84933313000_1@s.whatsapp.net ",
+        ] {
+            assert_eq!(address_key(form), key, "{form}");
+        }
+        assert_eq!(address_key("120363025246125486@g.us"), "120363025246125486");
+        assert_ne!(address_key("84933313001@c.us"), key);
     }
 
     #[test]

@@ -69,6 +69,12 @@ impl Worker {
             return Outcome::Done;
         }
         self.pace(&loaded.config).await;
+        if !loaded.config.retry.echo_wait.is_zero() {
+            // Durable before the call: after a crash this row is known to
+            // have maybe left, and waits for its echo instead of going again.
+            let (id, now) = (row.id, shared.now().as_millisecond());
+            super::record(shared, "send_start", move |c| c.mark_inflight(id, now)).await;
+        }
         send(&loaded, row, out).await
     }
 

@@ -51,6 +51,8 @@ fn own_message(
     let instance = row.instance.as_str();
     let note = if tx.is_own_send(&m.id)? {
         "the echo of our own send".to_owned()
+    } else if m.delivery == Delivery::Append {
+        echo(tx, instance, m, now_ms)?
     } else if m.delivery == Delivery::Notify
         && matches!(
             jid::kind(&m.chat),
@@ -70,6 +72,26 @@ fn own_message(
     };
     tx.finish_inbox(row.id, "ignored", Some(&note))?;
     Ok(0)
+}
+
+/// The API's echo of a message this number sent that matches no
+/// confirmed send: remembered, and the confirmation of a send that a
+/// restart left waiting for it.
+fn echo(tx: &Tx, instance: &str, m: &Message, now_ms: i64) -> Result<String, StoreError> {
+    let echo = crate::store::Echo {
+        instance: instance.to_owned(),
+        address: jid::address_key(&m.chat),
+        digest: crate::api::request::text_digest(m.text.as_deref().unwrap_or_default()),
+        message_id: m.id.clone(),
+    };
+    Ok(match tx.echo_seen(&echo, now_ms)? {
+        Some(row) => {
+            metrics::counter!(crate::metrics::ECHO_CONFIRMED).increment(1);
+            tracing::info!(row, chat = %m.chat, "a send in flight at a restart is confirmed by its echo: not sent again");
+            format!("the echo of outbox row {row}, in flight at a restart: confirmed by it")
+        }
+        None => "sent by this number".to_owned(),
+    })
 }
 
 /// An incoming message: opt-out keywords, the sender as a known number,

@@ -75,6 +75,19 @@ impl Outgoing {
             menu: Vec::new(),
         }
     }
+
+    /// Whether a message this number sent to `address` (an
+    /// [`address_key`](crate::event::jid::address_key)) with content
+    /// `digest` can be the echo of this send, or of its text fallback.
+    pub fn is_echoed_by(&self, address: &str, digest: &str) -> bool {
+        let to = |request: &ApiRequest| {
+            request
+                .recipient()
+                .is_some_and(|r| crate::event::jid::address_key(&r) == address)
+                && request.digest() == digest
+        };
+        to(&self.request) || self.fallback.as_ref().is_some_and(to)
+    }
 }
 
 /// What an action allows past the safety protections.

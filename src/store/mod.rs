@@ -5,12 +5,13 @@
 //! The rest of the program sees a [`Store`] handle and, inside
 //! [`Store::call`], a typed transaction [`Tx`] whose methods are the
 //! operations of one table group each ([`inbox`], [`outbox`], [`ledger`],
-//! [`chat`], [`meta`], [`status`]). One thread owns the writing connection
+//! [`echo`], [`chat`], [`meta`], [`status`]). One thread owns the writing connection
 //! ([`writer`]): callers send it jobs; it commits every waiting job in one
 //! transaction and a job's future resolves after that commit. No caller
 //! knows which database is behind `Tx`.
 
 pub mod chat;
+pub mod echo;
 pub mod inbox;
 pub mod ledger;
 pub mod meta;
@@ -23,6 +24,7 @@ mod writer;
 
 use std::sync::mpsc;
 
+pub use echo::{Echo, Reconciled};
 pub use inbox::{InboxRow, NewEvent};
 pub use outbox::{Claim, NewOutbox, OutboxRow};
 pub use retention::Pruned;
@@ -198,7 +200,8 @@ mod tests {
                 "outbox_dead",
                 "outbox_inbox",
                 "outbox_open",
-                "outbox_open_chat"
+                "outbox_open_chat",
+                "outbox_unsure"
             ]
         );
         conn.execute(

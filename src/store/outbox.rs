@@ -66,9 +66,9 @@ pub struct OutboxRow {
     pub message_id: Option<String>,
 }
 
-const OUTBOX_COLUMNS: &str = "id, instance, idem_key, inbox_id, rule, action_index, chat, action, state, attempts, next_at, created_at, updated_at, last_error, message_id";
+pub(super) const OUTBOX_COLUMNS: &str = "id, instance, idem_key, inbox_id, rule, action_index, chat, action, state, attempts, next_at, created_at, updated_at, last_error, message_id";
 
-fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<(OutboxRow, String)> {
+pub(super) fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<(OutboxRow, String)> {
     let action: String = r.get(7)?;
     Ok((
         OutboxRow {
@@ -96,7 +96,7 @@ fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<(OutboxRow, String)> {
     ))
 }
 
-fn decode(rows: Vec<(OutboxRow, String)>) -> Result<Vec<OutboxRow>, StoreError> {
+pub(super) fn decode(rows: Vec<(OutboxRow, String)>) -> Result<Vec<OutboxRow>, StoreError> {
     rows.into_iter()
         .map(|(mut row, action)| {
             row.action = serde_json::from_str(&action)
@@ -205,12 +205,15 @@ impl Tx<'_> {
             .collect())
     }
 
-    /// Marks a claimed row as in flight in the store, for work that runs
-    /// beside the worker (`http:` actions): the next claim must not take it
-    /// again. After a crash, [`Tx::reset_inflight`] makes it pending again.
+    /// Marks a claimed row as in flight in the store: for work that runs
+    /// beside the worker (`http:` actions), so the next claim does not take
+    /// it again, and for a send about to be handed to the API, so that
+    /// after a crash [`Tx::reconcile_inflight`] knows it may have left.
     pub fn mark_inflight(&self, id: i64, now: i64) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("UPDATE outbox SET state = 'inflight', updated_at = ?2 WHERE id = ?1")?
+            .prepare_cached(
+                "UPDATE outbox SET state = 'inflight', echo_until = NULL, updated_at = ?2 WHERE id = ?1",
+            )?
             .execute(params![id, now])?;
         Ok(())
     }
@@ -303,16 +306,6 @@ impl Tx<'_> {
         )?
         .execute(params![id, state, note, now, i64::from(attempted)])?;
         Ok(())
-    }
-
-    /// After a crash: rows left in flight go back to pending (at most one repeats).
-    pub fn reset_inflight(&self, now: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "UPDATE outbox SET state = 'pending', updated_at = ?1 WHERE state = 'inflight'",
-            )?
-            .execute([now])?)
     }
 
     /// Rows in the given states (all when empty), newest first.

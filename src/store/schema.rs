@@ -1,6 +1,6 @@
 //! Opening a store: the connection's settings (WAL, `synchronous=FULL`),
 //! and the schema's numbered migrations (`PRAGMA user_version`; `schema.sql`
-//! is version 1, `v2.sql` version 2), each applied once in its own
+//! is version 1, `v2.sql` version 2, …), each applied once in its own
 //! transaction. An older waflow refuses a newer store.
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use super::{StoreError, Tx};
 use crate::config::StoreLocation;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub(super) fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
     let conn = match location {
@@ -60,6 +60,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(&format!(
             "BEGIN;\n{}\nPRAGMA user_version = 3;\nCOMMIT;",
             include_str!("v3.sql")
+        ))?;
+    }
+    if version < 4 {
+        conn.execute_batch(&format!(
+            "BEGIN;\n{}\nPRAGMA user_version = 4;\nCOMMIT;",
+            include_str!("v4.sql")
         ))?;
     }
     Ok(())
