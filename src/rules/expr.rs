@@ -1,11 +1,14 @@
 //! Templates and conditions: one language (Jinja, through minijinja) for the
 //! text of actions and the `if:` of rules.
 //!
-//! Every template is compiled once, when the rules are loaded, into one
-//! environment with strict undefined variables (a typo is an error, not an
-//! empty string) and a fuel limit (a runaway loop fails its action, not the
-//! process). A string without template syntax is kept as a literal and never
-//! touches the engine.
+//! Every template is checked when the rules are loaded (a syntax error is
+//! a load error), in one environment with strict undefined variables (a
+//! typo is an error, not an empty string) and a fuel limit (a runaway loop
+//! fails its action, not the process). Only its source is kept: each
+//! render compiles it again (microseconds), because a compiled template
+//! holds about 15 KiB and a rule set may have 10,000 of them
+//! (docs/performance.md). A string without template syntax is kept as a
+//! literal and never touches the engine.
 //!
 //! Two additions to Jinja: spintax (`{Hi|Hello|Hey}` picks one alternative
 //! per event, so repeated answers vary; rewritten into Jinja when compiled,
@@ -14,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, State, UndefinedBehavior, Value};
@@ -48,12 +51,27 @@ pub struct TemplateError {
 /// All compiled templates of one rule set.
 pub struct Templates {
     env: Environment<'static>,
-    sources: Vec<String>,
+    /// The source of each template, by the number in its name; a render
+    /// compiles it from here.
+    sources: Sources,
+}
+
+/// The sources of a [`Templates`].
+type Sources = RwLock<Vec<String>>;
+
+/// The source of the template named `name` (`t12`, `u3`), if there is one.
+fn source_of(sources: &Sources, name: &str) -> Option<String> {
+    let index: usize = name.get(1..)?.parse().ok()?;
+    let sources = sources
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    sources.get(index).cloned()
 }
 
 impl fmt::Debug for Templates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Templates({})", self.sources.len())
+        let count = self.sources.read().map_or(0, |s| s.len());
+        write!(f, "Templates({count})")
     }
 }
 
@@ -135,7 +153,7 @@ impl Templates {
         env.set_formatter(url_formatter);
         Templates {
             env,
-            sources: Vec::new(),
+            sources: Sources::default(),
         }
     }
 
@@ -190,14 +208,18 @@ impl Templates {
         shift: usize,
         prefix: &str,
     ) -> Result<Text, TemplateError> {
-        let name = format!("{prefix}{}", self.sources.len());
+        let mut sources = self
+            .sources
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let name = format!("{prefix}{}", sources.len());
         self.env
-            .add_template_owned(name.clone(), source.clone())
+            .template_from_named_str(&name, &source)
             .map_err(|err| TemplateError {
                 message: describe(&err),
                 offset: err.range().map(|r| r.start.saturating_sub(shift)),
             })?;
-        self.sources.push(source);
+        sources.push(source);
         Ok(Text::Template(name))
     }
 
@@ -206,7 +228,12 @@ impl Templates {
         match text {
             Text::Literal(s) => Ok(s.clone()),
             Text::Template(name) => {
-                let template = self.env.get_template(name).map_err(|e| describe(&e))?;
+                let source = source_of(&self.sources, name)
+                    .ok_or_else(|| format!("no template {name} in this rule set"))?;
+                let template = self
+                    .env
+                    .template_from_named_str(name, &source)
+                    .map_err(|e| describe(&e))?;
                 template.render(context).map_err(|e| describe(&e))
             }
         }
@@ -222,12 +249,7 @@ impl Templates {
         let Text::Template(name) = text else {
             return Vec::new();
         };
-        let Some(source) = self
-            .env
-            .get_template(name)
-            .ok()
-            .map(|t| t.source().to_owned())
-        else {
+        let Some(source) = source_of(&self.sources, name) else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -248,10 +270,15 @@ impl Templates {
     pub fn variables(&self, text: &Text) -> HashSet<String> {
         match text {
             Text::Literal(_) => HashSet::new(),
-            Text::Template(name) => self
-                .env
-                .get_template(name)
-                .map(|t| t.undeclared_variables(true))
+            // Compiled aside, not kept: loading checks every template, and
+            // most are never rendered.
+            Text::Template(name) => source_of(&self.sources, name)
+                .and_then(|source| {
+                    self.env
+                        .template_from_named_str(name, &source)
+                        .ok()
+                        .map(|t| t.undeclared_variables(true))
+                })
                 .unwrap_or_default(),
         }
     }

@@ -10,6 +10,7 @@
 mod compile;
 mod eval;
 pub mod expr;
+pub mod pattern;
 pub mod plan;
 pub mod prefilter;
 pub mod raw;
@@ -19,13 +20,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use regex::Regex;
 use serde_json::Value;
 
 use crate::config::Zone;
 use crate::event::MessageType;
 use crate::schedule::Cron;
 use crate::secret::Secret;
+use pattern::Pattern;
 
 pub use eval::{EvalInput, Evaluation, Explained, HttpResult, Verdict, chat_of};
 pub use expr::{Templates, Text};
@@ -134,7 +135,7 @@ impl Trigger {
 #[derive(Debug, Default)]
 pub struct MessageFilter {
     /// The text pattern.
-    pub text: Option<Regex>,
+    pub text: Option<Pattern>,
     /// Direct, group or any.
     pub chat: ChatScope,
     /// Allowed senders: phone digits or normalized JIDs.

@@ -95,15 +95,14 @@ impl Compiler<'_> {
         (at.line, at.column + quote + chars)
     }
 
-    pub(super) fn regex_error(&mut self, at: &Sp<String>, err: &regex::Error) {
-        let text = err.to_string();
+    pub(super) fn regex_error(&mut self, at: &Sp<String>, text: &str) {
         let lines: Vec<&str> = text.lines().collect();
         // "regex parse error:\n    PATTERN\n    ^^^\nerror: WHAT"
         let what = lines
             .iter()
             .rev()
             .find_map(|l| l.strip_prefix("error: "))
-            .unwrap_or(text.as_str())
+            .unwrap_or(text)
             .to_owned();
         let caret = lines
             .iter()

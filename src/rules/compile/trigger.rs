@@ -1,6 +1,6 @@
 //! Compiling triggers: message, status and presence filters, schedules and hooks.
 
-use regex::Regex;
+use crate::rules::pattern::Pattern;
 use serde_json::Value;
 
 use super::{Compiler, PRESENCE_STATES, STATUS_NAMES, TYPES, hint_for};
@@ -48,7 +48,7 @@ impl Compiler<'_> {
             self.error_at(p, "`match.presence` applies to `on: presence` rules only");
         }
         if let Some(text) = &m.value.text {
-            match Regex::new(&text.value) {
+            match Pattern::new(&text.value) {
                 Ok(re) => {
                     groups = re.capture_names().flatten().map(str::to_owned).collect();
                     filter.text = Some(re);

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use minijinja::Value as JValue;
-use regex::Regex;
 use serde_json::Value;
 
 use super::context::{Base, sender_is, state_holds, type_name};
 use super::{EvalInput, instance};
 use crate::event::{Event, Message};
 use crate::rules::MessageFilter;
+use crate::rules::pattern::Pattern;
 use crate::rules::raw::ChatScope;
 
 /// Checks `m` against `f`: the captures of `match.text`, or why it does not match.
@@ -75,15 +75,17 @@ pub(super) fn message(
 }
 
 /// The numbered and named groups of `re` in the message text.
-fn text_captures(re: &Regex, m: &Message) -> Result<BTreeMap<JValue, JValue>, String> {
+fn text_captures(re: &Pattern, m: &Message) -> Result<BTreeMap<JValue, JValue>, String> {
     let mut captures = BTreeMap::new();
     let text = m.text.as_deref().unwrap_or_default();
     let Some(caps) = re.captures(text) else {
         return Err(format!("text {text:?} does not match /{}/", re.as_str()));
     };
     for (i, name) in re.capture_names().enumerate() {
-        let Some(value) = caps.get(i) else { continue };
-        let value = JValue::from(value.as_str());
+        let Some(value) = caps.get(i).copied().flatten() else {
+            continue;
+        };
+        let value = JValue::from(value);
         captures.insert(JValue::from(i), value.clone());
         if let Some(name) = name {
             captures.insert(JValue::from(name), value);
