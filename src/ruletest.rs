@@ -149,10 +149,11 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
     };
     let rules = crate::rulefiles::load(&rules_path, &options)?;
     let default_now = file.now.as_deref().unwrap_or(DEFAULT_NOW);
+    let allow = config.map(|c| c.allow_hosts.clone()).unwrap_or_default();
     let mut results = Vec::new();
     for case in &file.tests {
         let location = format!("{}:{}", path.display(), case.line);
-        let failure = run_case(&rules, &case.value, folder, default_now).err();
+        let failure = run_case(&rules, &case.value, folder, default_now, &allow).err();
         results.push(CaseResult {
             location,
             name: case.value.name.clone(),
@@ -162,11 +163,14 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
     Ok(results)
 }
 
+/// Runs one case; `allow` is the config's `http_actions.allow_hosts`: a
+/// planned `http:` call the daemon would refuse is a failure of the case.
 fn run_case(
     rules: &RuleSet,
     case: &TestCase,
     folder: &Path,
     default_now: &str,
+    allow: &[String],
 ) -> Result<(), String> {
     let now_text = case.now.as_deref().unwrap_or(default_now);
     let now: jiff::Timestamp = now_text
@@ -177,6 +181,7 @@ fn run_case(
     let mut actual = Vec::new();
     let mut matched = Vec::new();
     let mut targets = Vec::new();
+    let mut problems = Vec::new();
     for event in &events {
         if let Some(chat) = crate::rules::chat_of(event) {
             memory.set(TEST_INSTANCE, &chat, &case.state);
@@ -194,6 +199,7 @@ fn run_case(
         for plan in evaluation.plans {
             matched.push(plan.rule.clone());
             actual.extend(plan.actions.iter().map(PlannedAction::display));
+            problems.extend(refused_calls(&plan.rule, &plan.actions, allow));
             if let Some(f) = plan.failed {
                 actual.push(json!({ "failed": format!("rule `{}`, action {}: {}", plan.rule, f.action + 1, f.message) }));
             }
@@ -207,7 +213,6 @@ fn run_case(
         .iter()
         .map(|e| expand_reply(e, targets.first()))
         .collect::<Result<_, _>>()?;
-    let mut problems = Vec::new();
     if let Some(names) = &case.matched
         && names != &matched
     {
@@ -224,6 +229,25 @@ fn run_case(
     } else {
         Err(problems.join("\n"))
     }
+}
+
+/// The `http:` calls among `actions` that the daemon would refuse to make
+/// (an inward address, a host not in `allow`), each as a problem.
+fn refused_calls(rule: &str, actions: &[PlannedAction], allow: &[String]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            PlannedAction::Http(call) => crate::outbox::target::check_url(&call.url, allow)
+                .err()
+                .map(|why| {
+                    format!(
+                        "rule `{rule}`: the http call to {} would be refused: {why}",
+                        call.url
+                    )
+                }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The events of a case: exactly one of `event`, `payload`, `hook`, `schedule`.

@@ -181,3 +181,26 @@ fn the_committed_schema_is_current() {
         "schema/waflow.schema.json is stale: run `cargo run -- schema > schema/waflow.schema.json`"
     );
 }
+
+#[test]
+fn a_rule_test_fails_an_http_call_the_daemon_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - name: lookup\n    on: message\n    actions:\n      - http: { method: get, url: \"http://{{ msg.text | safe }}/latest/meta-data/\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("t.yaml"),
+        "rules: rules.yaml\ntests:\n  - name: metadata\n    event: { text: 169.254.169.254 }\n    expect:\n      - http: { url: \"http://169.254.169.254/latest/meta-data/\" }\n  - name: public\n    event: { text: example.com }\n    expect:\n      - http: { url: \"http://example.com/latest/meta-data/\" }\n",
+    )
+    .unwrap();
+    let o = waflow(dir.path(), &["test", "t.yaml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("the http call to http://169.254.169.254/latest/meta-data/ would be refused")
+            && out.contains("1 passed, 1 failed"),
+        "{out}"
+    );
+}

@@ -38,10 +38,7 @@ pub(super) async fn perform_http(
     call: &HttpCall,
 ) {
     let loaded = shared.loaded();
-    let target = url::Url::parse(&call.url)
-        .map_err(|e| format!("`{}` is not a URL: {e}", call.url))
-        .and_then(|url| super::target::check(&url, &loaded.config.allow_hosts));
-    if let Err(reason) = target {
+    if let Err(reason) = super::target::check_url(&call.url, &loaded.config.allow_hosts) {
         refuse(shared, row, reason).await;
         return;
     }

@@ -23,7 +23,7 @@ mod http;
 pub mod plan;
 mod retry;
 mod send;
-mod target;
+pub mod target;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -56,6 +56,14 @@ pub(super) fn listed(host: &str, allow: &[String]) -> bool {
     })
 }
 
+/// Whether a call to the URL `url` may be made, judged on its literal
+/// host (the daemon also checks the addresses a name resolves to); why not.
+pub fn check_url(url: &str, allow: &[String]) -> Result<(), String> {
+    url::Url::parse(url)
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))
+        .and_then(|url| check(&url, allow))
+}
+
 /// Whether a call to `url` may be made, judged on its literal host; why not.
 pub(super) fn check(url: &url::Url, allow: &[String]) -> Result<(), String> {
     let Some(host) = url.host() else {

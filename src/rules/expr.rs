@@ -17,11 +17,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
-use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, State, UndefinedBehavior, Value};
 
+pub use super::now::{NOW_FIELDS, Now};
 use crate::config::Calendars;
 
 /// How much work one render may do before it is stopped.
@@ -433,79 +433,6 @@ fn describe(err: &minijinja::Error) -> String {
         text = format!("`{expr}` is not defined");
     }
     text
-}
-
-/// `{{ now }}`: a moment in the rule's zone, with its parts as attributes.
-#[derive(Debug)]
-pub struct Now(pub jiff::Zoned);
-
-impl Object for Now {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let z = &self.0;
-        Some(match key.as_str()? {
-            "year" => Value::from(z.year()),
-            "month" => Value::from(z.month()),
-            "day" => Value::from(z.day()),
-            "hour" => Value::from(z.hour()),
-            "minute" => Value::from(z.minute()),
-            "second" => Value::from(z.second()),
-            // ISO weekday: Monday 1 … Sunday 7.
-            "weekday" => Value::from(z.weekday().to_monday_one_offset()),
-            "weekday_name" => Value::from(weekday_name(z.weekday())),
-            "date" => Value::from(z.date().to_string()),
-            "time" => Value::from(z.strftime("%H:%M").to_string()),
-            "timestamp" => Value::from(z.timestamp().as_second()),
-            "iso" => Value::from(iso(z)),
-            "timezone" => Value::from(z.time_zone().iana_name().unwrap_or("UTC")),
-            _ => return None,
-        })
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&NOW_FIELDS)
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&iso(&self.0))
-    }
-}
-
-/// The attributes of `now`, for `undeclared_variables` checks and enumeration.
-pub const NOW_FIELDS: [&str; 13] = [
-    "year",
-    "month",
-    "day",
-    "hour",
-    "minute",
-    "second",
-    "weekday",
-    "weekday_name",
-    "date",
-    "time",
-    "timestamp",
-    "iso",
-    "timezone",
-];
-
-fn iso(z: &jiff::Zoned) -> String {
-    z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
-}
-
-fn weekday_name(w: jiff::civil::Weekday) -> &'static str {
-    use jiff::civil::Weekday::*;
-    match w {
-        Monday => "Monday",
-        Tuesday => "Tuesday",
-        Wednesday => "Wednesday",
-        Thursday => "Thursday",
-        Friday => "Friday",
-        Saturday => "Saturday",
-        Sunday => "Sunday",
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 mod compile;
 mod eval;
 pub mod expr;
+mod now;
 pub mod pattern;
 pub mod plan;
 pub mod prefilter;
