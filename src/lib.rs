@@ -12,7 +12,7 @@
 //! - [`api`]: the client of the remote API; the only module that knows its shapes.
 //! - [`schedule`]: cron expressions and DST-correct fire times (pure).
 //! - [`rules`]: rule texts compiled once, evaluated purely into planned actions.
-//! - [`rulefiles`], [`ruletest`]: reading rule files; rule unit tests.
+//! - [`rulefiles`]: reading rule files.
 //! - [`store`]: typed transactions over SQLite; the only module with SQL.
 //! - [`guard`]: the protections (opt-out, repeats, ceilings, cold contacts,
 //!   quiet hours, the loop breaker) as checks over a transaction.
@@ -24,7 +24,8 @@
 //! - [`pipeline`]: recorded events → rules → outbox rows, in one transaction.
 //! - [`server`]: the HTTP listener; records events, answers after the commit.
 //! - [`daemon`]: wiring: tasks, processor, reload, scheduler, signals.
-//! - [`cli`]: the command line; [`qr`]: the login QR code in a terminal.
+//! - [`cli`]: the command line; [`ruletest`]: rule unit tests (`waflow
+//!   test`); [`qr`]: the login QR code in a terminal.
 //!
 //! Invariants: the access token never appears in a log line, an error
 //! message or `Debug` output; every parser of outside input returns an
