@@ -135,3 +135,36 @@ async fn a_slow_http_target_does_not_hold_up_replies_to_other_chats() {
     let all = wait_for_sends(&api, "send", 8, Duration::from_secs(15)).await;
     assert_eq!(all.len(), 8, "{}", d.log());
 }
+
+/// A name of this machine (its host name) that resolves to an inward
+/// address, if it has one: `/etc/hosts` usually maps it to 127.0.x.1.
+fn inward_name() -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_owned();
+    let resolved: Vec<_> = (name.as_str(), 80).to_socket_addrs().ok()?.collect();
+    let inward = !resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback());
+    (inward && name != "localhost" && !name.ends_with(".localhost")).then_some(name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_resolves_inward_is_refused_by_the_resolver() {
+    let Some(name) = inward_name() else {
+        eprintln!("skipped: this machine's host name does not resolve to a loopback address");
+        return;
+    };
+    let api = api_ok().await;
+    let inside = target(Duration::ZERO).await;
+    let port = inside.address().port();
+    let (d, _dir) = daemon(&api, "", &crm_rule("{{ body.callback | safe }}")).await;
+    let body = json!({"name": "n", "callback": format!("http://{name}:{port}/steal")}).to_string();
+    assert_eq!(post_hook(&d, "crm", &body).await, 202);
+    let report = status_when(&d, |r| r["report"]["dead_letters"] == 1).await;
+    assert_eq!(report["report"]["dead_letters"], 1, "{report}\n{}", d.log());
+    assert!(inside.received_requests().await.unwrap().is_empty());
+    assert!(
+        d.log().contains(&format!("host {name} is 127.")),
+        "{}",
+        d.log()
+    );
+}
