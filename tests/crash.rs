@@ -143,16 +143,30 @@ async fn sent_texts(api: &MockServer) -> BTreeMap<String, usize> {
     counts
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_send_in_flight_at_a_kill_is_confirmed_by_its_echo_after_the_restart() {
+/// A reply to "hello" in flight (its answer held) when the daemon is
+/// killed; `echo_first` is posted before the kill. Returns the daemon
+/// started again, with its mock API and folder.
+async fn kill_during_hello(
+    echo_wait: &str,
+    echo_first: Option<Value>,
+) -> (MockServer, Daemon, tempfile::TempDir) {
     let (api, slow) = mock_api().await;
-    let (mut d, _dir) = start_daemon(&api, "15s").await;
+    let (mut d, dir) = start_daemon(&api, echo_wait).await;
     slow.store(true, Ordering::SeqCst);
     assert_eq!(post(&d, &message("M1", "84933313000", "hello")).await, 200);
     wait_for_call(&api, 0).await;
+    if let Some(echo) = echo_first {
+        assert_eq!(post(&d, &echo).await, 200);
+    }
     d.kill9();
     slow.store(false, Ordering::SeqCst);
     let d = start_in(&d.dir.clone(), d.port).await;
+    (api, d, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_in_flight_at_a_kill_is_confirmed_by_its_echo_after_the_restart() {
+    let (api, d, _dir) = kill_during_hello("15s", None).await;
     wait_for_log(&d, "waiting_for_echo").await;
     assert!(d.log().contains("\"waiting_for_echo\":1"), "{}", d.log());
     // The API's echo of the send that left before the kill.
@@ -171,19 +185,9 @@ async fn a_send_in_flight_at_a_kill_is_confirmed_by_its_echo_after_the_restart()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_echo_recorded_before_the_kill_confirms_the_send_at_the_restart() {
-    let (api, slow) = mock_api().await;
-    let (mut d, _dir) = start_daemon(&api, "15s").await;
-    slow.store(true, Ordering::SeqCst);
-    assert_eq!(post(&d, &message("M1", "84933313000", "hello")).await, 200);
-    wait_for_call(&api, 0).await;
     // The echo comes before the API's answer, and the daemon dies before that.
-    assert_eq!(
-        post(&d, &echo_of("84933313000", "ok hello", "BAE5ECHO2")).await,
-        200
-    );
-    d.kill9();
-    slow.store(false, Ordering::SeqCst);
-    let d = start_in(&d.dir.clone(), d.port).await;
+    let echo = echo_of("84933313000", "ok hello", "BAE5ECHO2");
+    let (api, d, _dir) = kill_during_hello("15s", Some(echo)).await;
     wait_for_log(&d, "confirmed_by_echo").await;
     assert!(d.log().contains("\"confirmed_by_echo\":1"), "{}", d.log());
     assert_eq!(settle(&api, "send").await.len(), 1, "{}", d.log());
@@ -191,14 +195,7 @@ async fn an_echo_recorded_before_the_kill_confirms_the_send_at_the_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_its_echo_a_send_in_flight_goes_again_once_after_the_wait() {
-    let (api, slow) = mock_api().await;
-    let (mut d, _dir) = start_daemon(&api, "1s").await;
-    slow.store(true, Ordering::SeqCst);
-    assert_eq!(post(&d, &message("M1", "84933313000", "hello")).await, 200);
-    wait_for_call(&api, 0).await;
-    d.kill9();
-    slow.store(false, Ordering::SeqCst);
-    let d = start_in(&d.dir.clone(), d.port).await;
+    let (api, d, _dir) = kill_during_hello("1s", None).await;
     // An echo of another text to the same chat confirms nothing.
     assert_eq!(
         post(&d, &echo_of("84933313000", "something else", "BAE5OTHER")).await,
