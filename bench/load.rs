@@ -9,7 +9,11 @@
 //! `BENCH_ROUNDS` rounds (default 3), then the median ratios.
 //!
 //! Run it with `bench/run.sh` (which builds in release mode). Every request
-//! goes to 127.0.0.1; loops are bounded in count and time.
+//! goes to 127.0.0.1; loops are bounded in count and time. Each server is
+//! pinned alone to a core of its own ([`pin`]); CPU per event comes from
+//! the server's own `/proc` times.
+
+mod pin;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,6 +50,13 @@ async fn main() {
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
 
     let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
+    let pinned = pin::enabled();
+    if pinned {
+        pin::pin_self();
+        println!("pinned: each server alone on core 1; load generator and mock API on core 0");
+    } else {
+        println!("not pinned: the servers share the cores with the load generator");
+    }
 
     let mock = Mock::start().await;
     println!("mock API on {}", mock.addr);
@@ -56,9 +67,9 @@ async fn main() {
         .into_iter()
         .filter(|target| targets.split(',').any(|t| t.trim() == *target))
         .collect();
-    // Both sides share the machine with this load generator, and one run's
-    // CPU time moves by ±15 % with it: each round measures both, side by
-    // side, and the verdict takes the median round.
+    // One run's CPU time moves with the machine's load: each round
+    // measures both sides, one after the other, and the verdict takes the
+    // median round.
     let mut rounds_done = Vec::new();
     for round in 1..=rounds {
         let mut results = Vec::new();
@@ -67,7 +78,7 @@ async fn main() {
             let dir = tempfile_dir(target);
             let port = free_port();
             let mut child = match target {
-                "baseline" => Command::new(std::env::current_exe().expect("exe"))
+                "baseline" => pin::command(&std::env::current_exe().expect("exe"), pinned)
                     .args([
                         "baseline",
                         &port.to_string(),
@@ -77,7 +88,7 @@ async fn main() {
                     .stderr(Stdio::null())
                     .spawn()
                     .expect("baseline"),
-                _ => start_waflow(&waflow, &dir, port, mock.addr),
+                _ => start_waflow(&waflow, &dir, port, mock.addr, pinned),
             };
             wait_up(port).await;
             let pid = child.id();
@@ -144,12 +155,12 @@ async fn main() {
         pairs.len()
     );
     let (events, list) = ratio(|r| r.events_per_sec);
-    println!("waflow / baseline events/s: {events:.2} (rounds: {list}; target >= 0.4)");
+    println!("waflow / baseline events/s: {events:.2} (rounds: {list}; target >= 0.5)");
     let (cpu, list) = ratio(|r| r.cpu_us_per_event);
     println!("waflow / baseline CPU per event: {cpu:.2} (rounds: {list}; target <= 3)");
     let p99 = median(pairs.iter().map(|(_, w)| w.p99_rate).collect());
     let worst = pairs.iter().map(|(_, w)| w.p99_rate).fold(0.0, f64::max);
-    println!("waflow p99 at 1000 ev/s: {p99:.2} ms (worst round {worst:.2}; target < 10)");
+    println!("waflow p99 at 1000 ev/s: {p99:.2} ms (worst round {worst:.2}; target < 5)");
     let rss = pairs.iter().map(|(_, w)| w.rss_mib).fold(0.0, f64::max);
     println!("waflow peak RSS: {rss:.1} MiB (largest round; target < 50)");
     let lost: usize = pairs
@@ -221,7 +232,7 @@ fn tempfile_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr) -> Child {
+fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr, pinned: bool) -> Child {
     std::fs::write(
         dir.join("waflow.yaml"),
         format!(
@@ -237,7 +248,7 @@ fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr) -> Child {
         "rules:\n  - name: prices\n    on: message\n    match: { text: '(?i)\\b(price|how much)\\b' }\n    actions:\n      - reply: \"Our prices: https://shop.example.com/prices\"\n",
     )
     .expect("rules");
-    Command::new(bin)
+    pin::command(bin, pinned)
         .current_dir(dir)
         .env("RUST_LOG", "waflow=warn")
         .args(["-c", "waflow.yaml", "run"])
