@@ -37,7 +37,9 @@ async fn prune(shared: &Shared, keep: Duration) {
                 total.events += pruned.events;
                 total.rows += pruned.rows;
                 total.sends += pruned.sends;
-                if pruned.events.max(pruned.rows).max(pruned.sends) < BATCH {
+                total.echoes += pruned.echoes;
+                let most = [pruned.events, pruned.rows, pruned.sends, pruned.echoes];
+                if most.into_iter().max().unwrap_or(0) < BATCH {
                     break;
                 }
             }
@@ -53,6 +55,7 @@ async fn prune(shared: &Shared, keep: Duration) {
             events = total.events,
             outbox_rows = total.rows,
             sends = total.sends,
+            echoes = total.echoes,
             keep = ?keep,
             "retention: deleted records older than store.keep"
         );

@@ -1,6 +1,6 @@
-//! Retention: events, finished outbox rows and the ledger of sends older
-//! than `store.keep` are deleted, a bounded batch per call, so the store
-//! does not grow forever. Nothing still needed is touched: unprocessed
+//! Retention: events, finished outbox rows, the ledger of sends and
+//! unmatched echoes older than `store.keep` are deleted, a bounded batch
+//! per call, so the store does not grow forever. Nothing still needed is touched: unprocessed
 //! events, events with open outbox rows, and open rows stay.
 
 use rusqlite::params;
@@ -16,12 +16,14 @@ pub struct Pruned {
     pub rows: usize,
     /// Entries of the ledger of sends.
     pub sends: usize,
+    /// Echoes of our messages that matched no confirmed send.
+    pub echoes: usize,
 }
 
 impl Pruned {
     /// Whether anything was deleted.
     pub fn any(&self) -> bool {
-        self.events + self.rows + self.sends > 0
+        self.events + self.rows + self.sends + self.echoes > 0
     }
 }
 
@@ -51,10 +53,17 @@ impl Tx<'_> {
                 "DELETE FROM sent WHERE id IN (SELECT id FROM sent WHERE sent_at < ?1 LIMIT ?2)",
             )?
             .execute(params![before, limit])?;
+        let echoes = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM echoes WHERE id IN (SELECT id FROM echoes WHERE seen_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![before, limit])?;
         Ok(Pruned {
             events,
             rows,
             sends,
+            echoes,
         })
     }
 }
