@@ -1,0 +1,128 @@
+//! A regression guard of the hot path that does not depend on the clock:
+//! the instructions one webhook event costs from its JSON to its outbox
+//! row (normalizing, recording, the rules, planning, the commit), counted
+//! by valgrind's callgrind and held against a committed budget.
+//!
+//! The test runs this same binary twice under callgrind, once with no
+//! events and once with [`EVENTS`], and divides the difference: start-up
+//! and the test harness cancel out. Instruction counts do not move with
+//! the machine's load; they move with the code (and the compiler), which is
+//! what the guard is for. Without valgrind the test says so and passes.
+//!
+//! A slower hot path fails the test; a faster one asks for the budget in
+//! `tests/fixtures/hot_path_budget.txt` to be lowered.
+
+use std::path::Path;
+use std::process::Command;
+
+use waflow::runtime::{Loaded, Shared};
+use waflow::store::{NewEvent, Store};
+
+/// Events of the measured run.
+const EVENTS: u64 = 200;
+/// How far above the budget a run may come before the guard fails.
+const TOLERANCE: f64 = 0.15;
+/// The environment variable that makes this test the measured child.
+const CHILD: &str = "WAFLOW_HOT_PATH_EVENTS";
+const BUDGET: &str = "tests/fixtures/hot_path_budget.txt";
+
+const CONFIG: &str = "server:\n  listen: 127.0.0.1:0\n  webhook_secret: s\nstore: waflow.db\nrules: rules\nignore_older_than: 1d\npacing: { min_interval: 0s, per_chat: 1000/min, typing_delay: 0s }\n";
+const RULES: &str = "rules:\n  - name: prices\n    on: message\n    match: { text: '(?i)\\b(price|how much)\\b' }\n    actions:\n      - reply: \"Our prices for {{ msg.sender_name }}: https://shop.example.com/prices\"\n";
+
+/// A `messages.upsert` body as the API posts it.
+fn body(i: u64) -> serde_json::Value {
+    serde_json::json!({
+        "instance_id": "I1",
+        "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
+            "key": { "remoteJid": format!("8490{:07}@s.whatsapp.net", i), "fromMe": false, "id": format!("HOT{i}") },
+            "messageTimestamp": 1_700_000_000 + i,
+            "pushName": "Customer",
+            "message": { "conversation": "What is the price?" }
+        }]}}
+    })
+}
+
+/// The measured work: `n` events through the real pipeline and store.
+fn run_events(n: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("waflow.yaml"), CONFIG).unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/rules.yaml"), RULES).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let loaded = Loaded::load(&dir.path().join("waflow.yaml"), true).unwrap();
+        let config = loaded.config.clone();
+        let store = Store::open(&config.store).unwrap();
+        let shared = Shared::new(store, loaded);
+        for i in 0..n {
+            let normalized = waflow::event::normalize(body(i));
+            let records = normalized.events.iter().map(NewEvent::of).collect();
+            waflow::pipeline::record_and_process(&shared, records, normalized.events, |_| Ok(()))
+                .await
+                .unwrap();
+        }
+        shared.store.close().await.unwrap();
+    });
+}
+
+/// Instructions of this test binary run as the child with `n` events.
+fn instructions(n: u64, out: &Path) -> u64 {
+    let file = out.join(format!("callgrind.{n}"));
+    let status = Command::new("valgrind")
+        .args(["--tool=callgrind", "--quiet"])
+        .arg(format!("--callgrind-out-file={}", file.display()))
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hot_path_stays_within_its_instruction_budget",
+            "--test-threads=1",
+        ])
+        .env(CHILD, n.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child under callgrind failed");
+    let text = std::fs::read_to_string(&file).unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary: ")
+                .or_else(|| l.strip_prefix("totals: "))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .expect("callgrind wrote no summary")
+}
+
+#[test]
+fn hot_path_stays_within_its_instruction_budget() {
+    if let Ok(n) = std::env::var(CHILD) {
+        run_events(n.parse().unwrap());
+        return;
+    }
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("skipped: valgrind is not installed (apt-get install valgrind)");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let base = instructions(0, out.path());
+    let full = instructions(EVENTS, out.path());
+    let per_event = full.saturating_sub(base) / EVENTS;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let budget: u64 = std::fs::read_to_string(root.join(BUDGET))
+        .unwrap()
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a number in the budget file");
+    eprintln!("hot path: {per_event} instructions per event (budget {budget})");
+    assert!(
+        per_event as f64 <= budget as f64 * (1.0 + TOLERANCE),
+        "the hot path costs {per_event} instructions per event, more than {BUDGET} allows ({budget} + {:.0} %): find what got slower, or raise the budget with a reason in the commit",
+        TOLERANCE * 100.0
+    );
+    assert!(
+        per_event as f64 >= budget as f64 * (1.0 - 2.0 * TOLERANCE),
+        "the hot path costs {per_event} instructions per event, well under the budget of {budget}: lower {BUDGET} to keep the guard tight"
+    );
+}
