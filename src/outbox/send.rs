@@ -44,7 +44,8 @@ impl Worker {
     }
 
     /// Performs one claimed row; [`Worker::settle`] applies the outcome.
-    pub(super) async fn attempt(&self, claim: &Claim) -> Outcome {
+    /// `marked`: the claim marked the send in flight already.
+    pub(super) async fn attempt(&self, claim: &Claim, marked: bool) -> Outcome {
         let shared = &self.shared;
         let row = &claim.row;
         let out = match &row.action {
@@ -69,7 +70,7 @@ impl Worker {
             return Outcome::Done;
         }
         self.pace(&loaded.config).await;
-        if !loaded.config.retry.echo_wait.is_zero() {
+        if !marked && !loaded.config.retry.echo_wait.is_zero() {
             // Durable before the call: after a crash this row is known to
             // have maybe left, and waits for its echo instead of going again.
             let (id, now) = (row.id, shared.now().as_millisecond());
