@@ -15,22 +15,14 @@ pub(super) struct Batch {
     pub(super) more: bool,
     /// When nothing else is due: when the next waiting row comes due.
     pub(super) next_due: Option<i64>,
-    /// Whether the claimed send is marked in flight already (committed).
-    pub(super) marked: bool,
 }
 
 impl Worker {
     /// The store work that claims the next due row, with the verdict of
     /// the safety checks that need the store. The config and the clock are
-    /// read when it runs. With `mark`, a send it claims is marked in flight
-    /// in the same job, which must then be committed before the send
-    /// leaves (`Store::call`): after a crash the row is known to have maybe
-    /// left and waits for its echo (`retry.echo_wait`). Only asked for when
-    /// no pacing wait comes between the claim and the call, so a crash
-    /// rarely finds a marked row that had not left.
+    /// read when it runs.
     pub(super) fn claim(
         &mut self,
-        mark: bool,
     ) -> impl FnOnce(&Tx) -> Result<Batch, store::StoreError> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         move |tx| {
@@ -39,15 +31,7 @@ impl Worker {
             let config = &loaded.config;
             let window = config.pacing.per_chat.per.as_millis() as i64;
             let mut claim = None;
-            // The claimed row counts among the due ones unless it is marked.
-            let (mut claimed, mut marked) = (0, false);
             if let Some(row) = tx.claim_due(now, 1)?.pop() {
-                if mark && matches!(row.action, PlannedAction::Send(_)) {
-                    tx.mark_inflight(row.id, now)?;
-                    marked = true;
-                } else {
-                    claimed = 1;
-                }
                 let mut found = store::Claim::of(tx, row, now, window)?;
                 if let PlannedAction::Send(out) = &found.row.action {
                     found.blocked = crate::guard::blocked(
@@ -61,13 +45,12 @@ impl Worker {
                 }
                 claim = Some(found);
             }
-            let more = claim.is_some() && tx.more_due(now, claimed)?;
+            let more = claim.is_some() && tx.more_due(now, 1)?;
             let next_due = if more { None } else { tx.next_due(now)? };
             Ok(Batch {
                 claim,
                 more,
                 next_due,
-                marked,
             })
         }
     }

@@ -124,7 +124,8 @@ impl Worker {
             if !ready {
                 self.wait_for_work(next_due).await;
             }
-            let batch = match self.claim_batch().await {
+            let claim = self.claim();
+            let batch = match self.shared.store.call_lazy(claim).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::error!(error = %err, "cannot read the outbox");
@@ -138,7 +139,7 @@ impl Worker {
                 continue;
             };
             self.let_burst_pass().await;
-            let outcome = self.attempt(&claim, batch.marked).await;
+            let outcome = self.attempt(&claim).await;
             if !matches!(outcome, Outcome::Sent { .. }) {
                 // Settled in the store already, or changed there: look again.
                 ready = true;
@@ -146,27 +147,6 @@ impl Worker {
             // The confirmation is committed before the next claim: one send
             // in flight, so a crash can repeat at most that one.
             self.settle(&claim.row, outcome).await;
-        }
-    }
-
-    /// Claims the next row. When a restart reconciles sends with their
-    /// echo and a send would leave at once (no pacing wait), the send is
-    /// marked in flight in the claim's own commit: one store round trip
-    /// instead of two. Otherwise the claim is a read, and [`Worker::attempt`]
-    /// marks the send after its pacing.
-    async fn claim_batch(&mut self) -> Result<claim::Batch, crate::store::StoreError> {
-        let loaded = self.shared.loaded();
-        let config = &loaded.config;
-        let paced = config.pacing.typing_delay.max > Duration::ZERO
-            || self
-                .last_send
-                .is_some_and(|last| last.elapsed() < gap(&self.breaker, config));
-        let mark = !config.retry.echo_wait.is_zero() && !config.dry_run && !paced;
-        let claim = self.claim(mark);
-        if mark {
-            self.shared.store.call(claim).await
-        } else {
-            self.shared.store.call_lazy(claim).await
         }
     }
 

@@ -44,8 +44,7 @@ impl Worker {
     }
 
     /// Performs one claimed row; [`Worker::settle`] applies the outcome.
-    /// `marked`: the claim marked the send in flight already.
-    pub(super) async fn attempt(&self, claim: &Claim, marked: bool) -> Outcome {
+    pub(super) async fn attempt(&self, claim: &Claim) -> Outcome {
         let shared = &self.shared;
         let row = &claim.row;
         let out = match &row.action {
@@ -70,7 +69,7 @@ impl Worker {
             return Outcome::Done;
         }
         self.pace(&loaded.config).await;
-        if !marked && !loaded.config.retry.echo_wait.is_zero() {
+        if !loaded.config.retry.echo_wait.is_zero() {
             // Durable before the call: after a crash this row is known to
             // have maybe left, and waits for its echo instead of going again.
             let (id, now) = (row.id, shared.now().as_millisecond());
