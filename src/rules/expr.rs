@@ -17,7 +17,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::RwLock;
 
 use minijinja::{Environment, State, UndefinedBehavior, Value};
 
@@ -53,25 +52,12 @@ pub struct Templates {
     env: Environment<'static>,
     /// The source of each template, by the number in its name; a render
     /// compiles it from here.
-    sources: Sources,
-}
-
-/// The sources of a [`Templates`].
-type Sources = RwLock<Vec<String>>;
-
-/// The source of the template named `name` (`t12`, `u3`), if there is one.
-fn source_of(sources: &Sources, name: &str) -> Option<String> {
-    let index: usize = name.get(1..)?.parse().ok()?;
-    let sources = sources
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    sources.get(index).cloned()
+    sources: Vec<String>,
 }
 
 impl fmt::Debug for Templates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = self.sources.read().map_or(0, |s| s.len());
-        write!(f, "Templates({count})")
+        write!(f, "Templates({})", self.sources.len())
     }
 }
 
@@ -153,8 +139,14 @@ impl Templates {
         env.set_formatter(url_formatter);
         Templates {
             env,
-            sources: Sources::default(),
+            sources: Vec::new(),
         }
+    }
+
+    /// The source of the template named `name` (`t12`, `u3`), if there is one.
+    fn source_of(&self, name: &str) -> Option<&str> {
+        let index: usize = name.get(1..)?.parse().ok()?;
+        self.sources.get(index).map(String::as_str)
     }
 
     /// Compiles a template string.
@@ -208,18 +200,14 @@ impl Templates {
         shift: usize,
         prefix: &str,
     ) -> Result<Text, TemplateError> {
-        let mut sources = self
-            .sources
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let name = format!("{prefix}{}", sources.len());
+        let name = format!("{prefix}{}", self.sources.len());
         self.env
             .template_from_named_str(&name, &source)
             .map_err(|err| TemplateError {
                 message: describe(&err),
                 offset: err.range().map(|r| r.start.saturating_sub(shift)),
             })?;
-        sources.push(source);
+        self.sources.push(source);
         Ok(Text::Template(name))
     }
 
@@ -228,11 +216,12 @@ impl Templates {
         match text {
             Text::Literal(s) => Ok(s.clone()),
             Text::Template(name) => {
-                let source = source_of(&self.sources, name)
+                let source = self
+                    .source_of(name)
                     .ok_or_else(|| format!("no template {name} in this rule set"))?;
                 let template = self
                     .env
-                    .template_from_named_str(name, &source)
+                    .template_from_named_str(name, source)
                     .map_err(|e| describe(&e))?;
                 template.render(context).map_err(|e| describe(&e))
             }
@@ -249,11 +238,11 @@ impl Templates {
         let Text::Template(name) = text else {
             return Vec::new();
         };
-        let Some(source) = source_of(&self.sources, name) else {
+        let Some(source) = self.source_of(name) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let mut rest = source.as_str();
+        let mut rest = source;
         while let Some(at) = rest.find("in_hours(") {
             rest = &rest[at + "in_hours(".len()..];
             let arg = rest.trim_start();
@@ -272,10 +261,11 @@ impl Templates {
             Text::Literal(_) => HashSet::new(),
             // Compiled aside, not kept: loading checks every template, and
             // most are never rendered.
-            Text::Template(name) => source_of(&self.sources, name)
+            Text::Template(name) => self
+                .source_of(name)
                 .and_then(|source| {
                     self.env
-                        .template_from_named_str(name, &source)
+                        .template_from_named_str(name, source)
                         .ok()
                         .map(|t| t.undeclared_variables(true))
                 })
