@@ -1,7 +1,8 @@
 //! Retention: events, finished outbox rows, the ledger of sends and
 //! unmatched echoes older than `store.keep` are deleted, a bounded batch
-//! per call, so the store does not grow forever. Nothing still needed is touched: unprocessed
-//! events, events with open outbox rows, and open rows stay.
+//! per call, so the store does not grow forever. Nothing still needed is
+//! touched: unprocessed events, events with open outbox rows, and open
+//! rows stay.
 
 use rusqlite::params;
 

@@ -41,31 +41,20 @@ pub(super) fn open_connection(location: &StoreLocation) -> Result<Connection, St
     Ok(conn)
 }
 
+/// The migrations, in order: entry `i` brings the schema to version `i + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("schema.sql"),
+    include_str!("v2.sql"),
+    include_str!("v3.sql"),
+    include_str!("v4.sql"),
+];
+
 /// Brings the schema to [`SCHEMA_VERSION`], one version at a time.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version = check_version(conn)?;
-    if version < 1 {
+    for (to, sql) in (1..).zip(MIGRATIONS).skip(version.max(0) as usize) {
         conn.execute_batch(&format!(
-            "BEGIN;\n{}\nPRAGMA user_version = 1;\nCOMMIT;",
-            include_str!("schema.sql")
-        ))?;
-    }
-    if version < 2 {
-        conn.execute_batch(&format!(
-            "BEGIN;\n{}\nPRAGMA user_version = 2;\nCOMMIT;",
-            include_str!("v2.sql")
-        ))?;
-    }
-    if version < 3 {
-        conn.execute_batch(&format!(
-            "BEGIN;\n{}\nPRAGMA user_version = 3;\nCOMMIT;",
-            include_str!("v3.sql")
-        ))?;
-    }
-    if version < 4 {
-        conn.execute_batch(&format!(
-            "BEGIN;\n{}\nPRAGMA user_version = 4;\nCOMMIT;",
-            include_str!("v4.sql")
+            "BEGIN;\n{sql}\nPRAGMA user_version = {to};\nCOMMIT;"
         ))?;
     }
     Ok(())
