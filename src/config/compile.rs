@@ -20,10 +20,19 @@ pub(super) fn base_url(
     path: &Path,
     problems: &mut Diagnostics,
 ) -> Option<url::Url> {
-    let Some(spanned) = &api.base_url else {
-        return url::Url::parse(DEFAULT_BASE_URL).ok();
-    };
-    match super::parse_base_url(&spanned.value) {
+    match &api.base_url {
+        None => url::Url::parse(DEFAULT_BASE_URL).ok(),
+        Some(spanned) => base_url_at(spanned, path, problems),
+    }
+}
+
+/// A `base_url` value, checked, its problem located.
+pub(super) fn base_url_at(
+    spanned: &serde_saphyr::Spanned<String>,
+    path: &Path,
+    problems: &mut Diagnostics,
+) -> Option<url::Url> {
+    match parse_base_url(&spanned.value) {
         Ok(url) => Some(url),
         Err(message) => {
             let at = &spanned.referenced;
@@ -35,6 +44,26 @@ pub(super) fn base_url(
             None
         }
     }
+}
+
+/// Checks a base URL: http(s), a host, no query; a trailing slash is dropped.
+fn parse_base_url(text: &str) -> Result<url::Url, String> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let url = url::Url::parse(trimmed).map_err(|e| format!("invalid base_url `{text}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid base_url `{text}`: the scheme must be http or https"
+        ));
+    }
+    if url.host().is_none() {
+        return Err(format!("invalid base_url `{text}`: it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "invalid base_url `{text}`: remove the query string; waflow adds the parameters itself"
+        ));
+    }
+    Ok(url)
 }
 
 /// The `api:` section, with its checked base URL.
@@ -51,6 +80,25 @@ pub(super) fn api(raw: raw::Api, base_url: url::Url) -> ApiConfig {
             .timeout
             .map_or(std::time::Duration::from_secs(20), HumanDuration::get),
     }
+}
+
+/// `store:`: where the database is, and `store.keep` (30 days by default).
+pub(super) fn store(
+    raw: Option<&raw::StoreRaw>,
+    resolve: &dyn Fn(&str) -> std::path::PathBuf,
+) -> (super::StoreLocation, Duration) {
+    let (path, keep) = match raw {
+        None => (None, None),
+        Some(raw::StoreRaw::Path(p)) => (Some(p.as_str()), None),
+        Some(raw::StoreRaw::Table { path, keep }) => (path.as_deref(), *keep),
+    };
+    let keep = keep.map_or(Duration::from_secs(30 * 86_400), HumanDuration::get);
+    let location = match path.map(str::trim) {
+        Some(":memory:") => super::StoreLocation::Memory,
+        Some(p) if !p.is_empty() => super::StoreLocation::File(resolve(p)),
+        _ => super::StoreLocation::File(resolve("waflow.db")),
+    };
+    (location, keep)
 }
 
 /// `server.listen`, or 127.0.0.1:8787.

@@ -67,6 +67,9 @@ pub struct Config {
     pub keep: Duration,
     /// Named business calendars (`hours:`), for `in_hours('NAME')` and quiet hours.
     pub hours: Calendars,
+    /// The numbers this daemon serves, in name order; the single form is
+    /// one instance named `default`.
+    pub instances: Vec<InstanceConfig>,
 }
 
 /// The named calendars of the `hours:` section.
@@ -194,7 +197,10 @@ pub enum ConfigError {
 }
 
 mod compile;
+mod instances;
 mod raw;
+
+pub use instances::{DEFAULT_INSTANCE, InstanceConfig, valid_name};
 
 impl Config {
     /// Finds the config file: `explicit` (from `-c` or `$WAFLOW_CONFIG`), else
@@ -247,20 +253,9 @@ impl Config {
                 folder.join(p)
             }
         };
-
         let base_url = compile::base_url(&raw.api, path, &mut problems);
         let listen = compile::listen(&raw.server, path, &mut problems);
-        let (store_path, keep) = match &raw.store {
-            None => (None, None),
-            Some(raw::StoreRaw::Path(p)) => (Some(p.as_str()), None),
-            Some(raw::StoreRaw::Table { path, keep }) => (path.as_deref(), *keep),
-        };
-        let keep = keep.map_or(Duration::from_secs(30 * 86_400), HumanDuration::get);
-        let store = match store_path.map(str::trim) {
-            Some(":memory:") => StoreLocation::Memory,
-            Some(p) if !p.is_empty() => StoreLocation::File(resolve(p)),
-            _ => StoreLocation::File(resolve("waflow.db")),
-        };
+        let (store, keep) = compile::store(raw.store.as_ref(), &resolve);
         let rules = resolve(
             raw.rules
                 .as_deref()
@@ -269,17 +264,18 @@ impl Config {
         );
         let timezone = raw.timezone.clone().unwrap_or_default();
         let hours = compile::calendars(&raw.hours, &timezone);
-        let safety = compile::safety(raw.safety, &timezone, &hours, path, &mut problems);
+        let safety_raw = raw.safety.clone();
+        let safety = compile::safety(raw.safety.clone(), &timezone, &hours, path, &mut problems);
 
         let (Some(base_url), Some(listen)) = (base_url, listen) else {
             return Err(problems);
         };
-        let api = compile::api(raw.api, base_url);
-        let config = Config {
+        let api = compile::api(raw.api.clone(), base_url);
+        let mut config = Config {
             path: path.to_owned(),
             dry_run: raw.dry_run || api.access_token.is_none(),
             api,
-            server: compile::server(raw.server, listen),
+            server: compile::server(raw.server.clone(), listen),
             store,
             rules,
             timezone,
@@ -291,7 +287,7 @@ impl Config {
             human_pause: raw
                 .human_pause
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
-            vars: raw.vars,
+            vars: raw.vars.clone(),
             keep,
             allow_hosts: raw
                 .http_actions
@@ -301,8 +297,87 @@ impl Config {
                 .collect(),
             safety,
             retry: compile::retry(&raw.retry),
+            instances: Vec::new(),
+        };
+        config.instances = match &raw.instances {
+            None => vec![config.single_instance()],
+            Some(entries) => {
+                let top = instances::Shared {
+                    file: &raw,
+                    api: &config.api,
+                    safety: &safety_raw,
+                    resolve: &resolve,
+                };
+                instances::compile_all(entries, &top, path, &mut problems)
+            }
         };
         problems.into_result(config)
+    }
+
+    /// The single form's one instance, `default`: the top level as it is.
+    fn single_instance(&self) -> InstanceConfig {
+        InstanceConfig {
+            name: DEFAULT_INSTANCE.to_owned(),
+            api: self.api.clone(),
+            webhook_secret: None,
+            rules: self.rules.clone(),
+            vars: self.vars.clone(),
+            timezone: self.timezone.clone(),
+            hours: self.hours.clone(),
+            pacing: self.pacing,
+            safety: self.safety.clone(),
+            human_pause: self.human_pause,
+            ignore_older_than: self.ignore_older_than,
+            dry_run: self.dry_run,
+        }
+    }
+
+    /// The settings as `instance` sees them: this config with the
+    /// instance's own values in place of the top level's, and that one
+    /// instance only.
+    pub fn view(&self, instance: &InstanceConfig) -> Config {
+        Config {
+            api: instance.api.clone(),
+            rules: instance.rules.clone(),
+            vars: instance.vars.clone(),
+            timezone: instance.timezone.clone(),
+            hours: instance.hours.clone(),
+            pacing: instance.pacing,
+            safety: instance.safety.clone(),
+            human_pause: instance.human_pause,
+            ignore_older_than: instance.ignore_older_than,
+            dry_run: instance.dry_run,
+            instances: vec![instance.clone()],
+            ..self.clone()
+        }
+    }
+
+    /// The configured instance called `name`.
+    pub fn instance(&self, name: &str) -> Option<&InstanceConfig> {
+        self.instances.iter().find(|i| i.name == name)
+    }
+
+    /// The instance a command works on: `name`, or the only one. Several
+    /// configured and none named, or an unknown name, is an error that
+    /// lists them.
+    pub fn select(&self, name: Option<&str>) -> Result<&InstanceConfig, String> {
+        let names: Vec<&str> = self.instances.iter().map(|i| i.name.as_str()).collect();
+        match name {
+            None if self.instances.len() == 1 => Ok(&self.instances[0]),
+            None => Err(format!(
+                "several instances are configured: choose one with --instance NAME ({})",
+                names.join(", ")
+            )),
+            Some(name) => self.instance(name).ok_or_else(|| {
+                let hint = diagnostic::did_you_mean(name, &names)
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                format!(
+                    "no instance `{name}` is configured: {hint}the instances are {}",
+                    names.join(", ")
+                )
+            }),
+        }
     }
 
     /// Why the config is in dry-run, for the loud start-up notice; `None` when live.
@@ -315,26 +390,6 @@ impl Config {
             None
         }
     }
-}
-
-/// Checks a base URL: http(s), a host, no query; a trailing slash is dropped.
-fn parse_base_url(text: &str) -> Result<url::Url, String> {
-    let trimmed = text.trim().trim_end_matches('/');
-    let url = url::Url::parse(trimmed).map_err(|e| format!("invalid base_url `{text}`: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "invalid base_url `{text}`: the scheme must be http or https"
-        ));
-    }
-    if url.host().is_none() {
-        return Err(format!("invalid base_url `{text}`: it has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "invalid base_url `{text}`: remove the query string; waflow adds the parameters itself"
-        ));
-    }
-    Ok(url)
 }
 
 #[cfg(test)]

@@ -31,6 +31,30 @@ pub struct File {
     pub hours: std::collections::BTreeMap<String, CalendarRaw>,
     #[serde(default)]
     pub http_actions: HttpActionsRaw,
+    /// Several numbers (SPEC §7); absent: the single instance `default`.
+    pub instances: Option<serde_saphyr::Spanned<Instances>>,
+}
+
+/// `instances:`, by name.
+pub type Instances = std::collections::BTreeMap<String, serde_saphyr::Spanned<InstanceRaw>>;
+
+/// One entry of `instances:`; every setting left out comes from the top level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRaw {
+    pub instance_id: Option<String>,
+    pub access_token: Option<String>,
+    pub base_url: Option<serde_saphyr::Spanned<String>>,
+    pub webhook_secret: Option<String>,
+    pub rules: Option<String>,
+    #[serde(default)]
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub timezone: Option<Zone>,
+    pub pacing: Option<PacingRaw>,
+    pub safety: Option<SafetyRaw>,
+    pub hours: Option<std::collections::BTreeMap<String, CalendarRaw>>,
+    pub human_pause: Option<HumanDuration>,
+    pub ignore_older_than: Option<HumanDuration>,
 }
 
 /// `store: FILE`, or `store: {path: FILE, keep: 30d}`.
@@ -51,7 +75,7 @@ pub struct HttpActionsRaw {
     pub allow_hosts: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarRaw {
     pub timezone: Option<Zone>,
@@ -61,7 +85,7 @@ pub struct CalendarRaw {
     pub holidays: Vec<crate::units::calendar::Holiday>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SafetyRaw {
     #[serde(default)]
@@ -77,7 +101,7 @@ pub struct SafetyRaw {
     pub ban_breaker: BanBreakerRaw,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BanBreakerRaw {
     pub enabled: Option<bool>,
@@ -87,7 +111,7 @@ pub struct BanBreakerRaw {
     pub slow_interval: Option<HumanDuration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoopBreakerRaw {
     pub enabled: Option<bool>,
@@ -96,7 +120,7 @@ pub struct LoopBreakerRaw {
     pub mute: Option<HumanDuration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptOutRaw {
     pub enabled: Option<bool>,
@@ -106,7 +130,7 @@ pub struct OptOutRaw {
     pub resume_confirmation: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryRaw {
     pub attempts: Option<u32>,
@@ -116,7 +140,7 @@ pub struct RetryRaw {
     pub echo_wait: Option<HumanDuration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
     pub base_url: Option<serde_saphyr::Spanned<String>>,
@@ -127,7 +151,7 @@ pub struct Api {
     pub timeout: Option<HumanDuration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub listen: Option<serde_saphyr::Spanned<String>>,
@@ -137,7 +161,7 @@ pub struct Server {
     pub max_connections: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PacingRaw {
     pub min_interval: Option<HumanDuration>,
