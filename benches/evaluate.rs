@@ -47,6 +47,7 @@ fn evaluate(bencher: divan::Bencher, n: usize) {
             now: "2026-03-02T10:00:00Z".parse().unwrap(),
             memory: &memory,
             ignore_older_than: Some(Duration::from_secs(600)),
+            instance: "default",
         };
         let evaluation = set.evaluate(divan::black_box(&event), &input).unwrap();
         assert_eq!(evaluation.plans.len(), 2);

@@ -10,6 +10,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Webhook and hook events, by `kind` and `outcome` (accepted, duplicate, ignored, unknown, other_instance).
 pub const EVENTS: &str = "waflow_events_total";
+/// Events recorded and not acted on, by reason (`unknown_instance`).
+pub const EVENTS_IGNORED: &str = "waflow_events_ignored_total";
 /// Connections answered 503 and closed because `server.max_connections` were open.
 pub const CONNECTIONS_REFUSED: &str = "waflow_connections_refused_total";
 /// Requests answered 408: the body came slower than `server.read_timeout`.
@@ -69,6 +71,7 @@ pub fn render() -> String {
 
 fn describe() {
     metrics::describe_counter!(EVENTS, "Webhook and hook events by kind and outcome");
+    metrics::describe_counter!(EVENTS_IGNORED, "Events recorded and ignored, by reason");
     metrics::describe_counter!(RULE_MATCHES, "Rule matches by rule");
     metrics::describe_counter!(
         CONNECTIONS_REFUSED,

@@ -42,6 +42,9 @@ pub struct TestFile {
     pub timezone: Option<Zone>,
     /// Default `now` of the cases (RFC 3339).
     pub now: Option<String>,
+    /// The instance the cases are events of, when the config has several
+    /// (`waflow test --instance` picks it otherwise).
+    pub instance: Option<String>,
     /// The cases.
     #[schemars(with = "Vec<TestCase>")]
     pub tests: Vec<Sp<TestCase>>,
@@ -104,8 +107,13 @@ pub struct CaseResult {
 }
 
 /// Runs every case of the test file at `path`. `config` is the command
-/// line's config, used when the file names neither `config` nor `rules`.
-pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>, Diagnostics> {
+/// line's config, used when the file names neither `config` nor `rules`;
+/// `instance` is the command line's `--instance`.
+pub fn run_file(
+    path: &Path,
+    config: Option<&Config>,
+    instance: Option<&str>,
+) -> Result<Vec<CaseResult>, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Diagnostics::from(Diagnostic::file_level(
             path,
@@ -126,6 +134,21 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
         }
         None => config,
     };
+    // The config as the chosen instance sees it.
+    let view = match config {
+        Some(c) => {
+            let chosen = c
+                .select(file.instance.as_deref().or(instance))
+                .map_err(|e| Diagnostic::file_level(path, e))?;
+            Some(c.view(chosen))
+        }
+        None => None,
+    };
+    let names: Vec<String> = config
+        .map(|c| c.instances.iter().map(|i| i.name.clone()).collect())
+        .unwrap_or_default();
+    let config = view.as_ref();
+    let name = config.map_or(crate::config::DEFAULT_INSTANCE, |c| c.name());
     let rules_path: PathBuf = match (&file.rules, config) {
         (Some(r), _) => folder.join(r),
         (None, Some(c)) => c.rules.clone(),
@@ -146,6 +169,7 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
         vars,
         env,
         calendars: config.map(|c| c.hours.clone()).unwrap_or_default(),
+        instances: names,
     };
     let rules = crate::rulefiles::load(&rules_path, &options)?;
     let default_now = file.now.as_deref().unwrap_or(DEFAULT_NOW);
@@ -153,7 +177,7 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
     let mut results = Vec::new();
     for case in &file.tests {
         let location = format!("{}:{}", path.display(), case.line);
-        let failure = run_case(&rules, &case.value, folder, default_now, &allow).err();
+        let failure = run_case(&rules, name, &case.value, folder, default_now, &allow).err();
         results.push(CaseResult {
             location,
             name: case.value.name.clone(),
@@ -167,6 +191,7 @@ pub fn run_file(path: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>,
 /// planned `http:` call the daemon would refuse is a failure of the case.
 fn run_case(
     rules: &RuleSet,
+    instance: &str,
     case: &TestCase,
     folder: &Path,
     default_now: &str,
@@ -184,16 +209,17 @@ fn run_case(
     let mut problems = Vec::new();
     for event in &events {
         if let Some(chat) = crate::rules::chat_of(event) {
-            memory.set(TEST_INSTANCE, &chat, &case.state);
+            memory.set(instance, &chat, &case.state);
         }
         if let (false, EventKind::Message(m)) = (case.menu.is_empty(), &event.kind) {
             let (ReplyTarget::Number(to) | ReplyTarget::Group(to)) = m.reply_target();
-            memory.set_menu(TEST_INSTANCE, &to, case.menu.clone(), now);
+            memory.set_menu(instance, &to, case.menu.clone(), now);
         }
         let input = EvalInput {
             now,
             memory: &memory,
             ignore_older_than: None,
+            instance,
         };
         let evaluation = rules.evaluate(event, &input).map_err(|e| e.to_string())?;
         for plan in evaluation.plans {

@@ -3,6 +3,7 @@
 //! wake-ups between tasks ([`Shared`]). It sits below every task that uses
 //! it (pipeline, outbox, server, scheduler), so the daemon only wires.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
@@ -16,35 +17,111 @@ use crate::config::{Config, ConfigError, Diagnostics};
 use crate::rules::{LoadOptions, RuleSet};
 use crate::store::Store;
 
-/// A consistent config, rule set and API client; replaced whole on reload.
+/// A consistent config with every instance's rules and API client;
+/// replaced whole on reload.
 pub struct Loaded {
-    /// The config.
+    /// The whole config (the top level and every instance).
     pub config: Config,
-    /// The compiled rules.
+    /// The numbers served, in name order.
+    pub instances: Vec<Arc<Instance>>,
+}
+
+/// One number as the daemon serves it.
+pub struct Instance {
+    /// Its name in the config: the store's key, `--instance`, metrics.
+    pub name: String,
+    /// The settings as this instance sees them ([`Config::view`]).
+    pub config: Config,
+    /// Its compiled rules (shared with instances that read the same files
+    /// with the same settings).
     pub rules: Arc<RuleSet>,
-    /// The API client for `config.api`.
+    /// The API client with its id and token.
     pub api: ApiClient,
 }
 
 impl Loaded {
-    /// Loads the config at `path`, then its rules. Every problem is returned.
+    /// Loads the config at `path`, then every instance's rules. Every problem is returned.
     pub fn load(path: &Path, force_dry_run: bool) -> Result<Loaded, Diagnostics> {
         let mut config = Config::load(path).map_err(|e| match e {
             ConfigError::Invalid(d) => d,
             other => crate::config::Diagnostic::file_level(path, other.to_string()).into(),
         })?;
         config.dry_run |= force_dry_run;
-        let options = LoadOptions::from_config(&config);
-        let rules = crate::rulefiles::load(&config.rules, &options)?;
-        let api = ApiClient::new(&config.api).map_err(|e| {
-            Diagnostics::from(crate::config::Diagnostic::file_level(path, e.to_string()))
-        })?;
-        Ok(Loaded {
-            config,
-            rules: Arc::new(rules),
-            api,
-        })
+        for instance in &mut config.instances {
+            instance.dry_run |= force_dry_run;
+        }
+        Loaded::new(config)
     }
+
+    /// Compiles each instance's rules (once per distinct rule source and
+    /// settings) and builds its API client.
+    pub fn new(config: Config) -> Result<Loaded, Diagnostics> {
+        let names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
+        let mut compiled: HashMap<String, Result<Arc<RuleSet>, Diagnostics>> = HashMap::new();
+        let mut problems = Diagnostics::default();
+        let mut instances = Vec::new();
+        for instance in &config.instances {
+            let view = config.view(instance);
+            let mut options = LoadOptions::from_config(&view);
+            options.instances = names.clone();
+            let key = rules_key(&view);
+            let rules = match compiled.get(&key) {
+                Some(known) => known.clone(),
+                None => {
+                    let fresh = crate::rulefiles::load(&view.rules, &options).map(Arc::new);
+                    // Instances that differ in settings read the same files:
+                    // each problem of a file is reported once.
+                    if let Err(d) = &fresh {
+                        for problem in &d.0 {
+                            if !problems.0.contains(problem) {
+                                problems.push(problem.clone());
+                            }
+                        }
+                    }
+                    compiled.insert(key, fresh.clone());
+                    fresh
+                }
+            };
+            let api = ApiClient::new(&view.api);
+            match (rules, api) {
+                (Ok(rules), Ok(api)) => instances.push(Arc::new(Instance {
+                    name: instance.name.clone(),
+                    rules,
+                    api,
+                    config: view,
+                })),
+                (_, Err(e)) => problems.push(crate::config::Diagnostic::file_level(
+                    &config.path,
+                    format!("instance {}: {e}", instance.name),
+                )),
+                (Err(_), _) => {}
+            }
+        }
+        problems.into_result(Loaded { config, instances })
+    }
+
+    /// The instance called `name`.
+    pub fn instance(&self, name: &str) -> Option<&Arc<Instance>> {
+        self.instances.iter().find(|i| i.name == name)
+    }
+
+    /// The instance whose API instance id is `id`.
+    pub fn by_instance_id(&self, id: &str) -> Option<&Arc<Instance>> {
+        self.instances
+            .iter()
+            .find(|i| i.config.api.instance_id.as_deref() == Some(id))
+    }
+}
+
+/// What a compiled rule set depends on: instances that agree on it share one.
+fn rules_key(view: &Config) -> String {
+    format!(
+        "{}\0{}\0{}\0{:p}",
+        view.rules.display(),
+        view.timezone.name,
+        serde_json::Value::Object(view.vars.clone()),
+        Arc::as_ptr(&view.hours)
+    )
 }
 
 /// The daemon's clock. Normally the system clock; for tests of schedules it
@@ -103,8 +180,8 @@ pub struct Shared {
     current: RwLock<Arc<Loaded>>,
     /// Wakes the processor when events were recorded.
     pub wake_processor: Notify,
-    /// Wakes the outbox worker when work was planned.
-    pub wake_dispatcher: Notify,
+    /// Wakes each instance's outbox worker when work was planned for it.
+    wake_senders: RwLock<HashMap<String, Arc<Notify>>>,
     /// Wakes the scheduler when the rules changed.
     pub wake_scheduler: Notify,
     /// The clock.
@@ -123,7 +200,7 @@ impl Shared {
             store,
             current: RwLock::new(Arc::new(loaded)),
             wake_processor: Notify::new(),
-            wake_dispatcher: Notify::new(),
+            wake_senders: RwLock::new(HashMap::new()),
             wake_scheduler: Notify::new(),
             clock: Clock::from_env(),
             webhooks_busy: AtomicUsize::new(0),
@@ -151,5 +228,26 @@ impl Shared {
     /// The current time.
     pub fn now(&self) -> jiff::Timestamp {
         self.clock.now()
+    }
+
+    /// The wake-up of `instance`'s outbox worker (made on first use).
+    pub fn sender_wake(&self, instance: &str) -> Arc<Notify> {
+        let known = match self.wake_senders.read() {
+            Ok(map) => map.get(instance).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(instance).cloned(),
+        };
+        if let Some(notify) = known {
+            return notify;
+        }
+        let mut map = match self.wake_senders.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(instance.to_owned()).or_default().clone()
+    }
+
+    /// Tells `instance`'s outbox worker that work was planned (after the commit).
+    pub fn wake_sender(&self, instance: &str) {
+        self.sender_wake(instance).notify_one();
     }
 }

@@ -178,7 +178,7 @@ async fn a_send_in_flight_at_a_kill_is_confirmed_by_its_echo_after_the_restart()
     assert_eq!(settle(&api, "send").await.len(), 1, "{}", d.log());
     let metrics = metrics_of(&d).await;
     assert!(
-        metrics.contains("waflow_sends_confirmed_by_echo_total 1"),
+        metrics.contains("waflow_sends_confirmed_by_echo_total{instance=\"default\"} 1"),
         "{metrics}"
     );
 }

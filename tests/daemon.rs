@@ -249,7 +249,7 @@ async fn bad_requests_get_their_status_and_the_daemon_keeps_serving() {
         .unwrap();
     assert!(metrics.contains("waflow_events_total"), "{metrics}");
     assert!(
-        metrics.contains("waflow_rule_matches_total{rule=\"prices\"} 1"),
+        metrics.contains("waflow_rule_matches_total{instance=\"default\",rule=\"prices\"} 1"),
         "{metrics}"
     );
 }

@@ -59,7 +59,11 @@ fn run_events(n: u64) {
         let shared = Shared::new(store, loaded);
         for i in 0..n {
             let normalized = waflow::event::normalize(body(i));
-            let records = normalized.events.iter().map(NewEvent::of).collect();
+            let records = normalized
+                .events
+                .iter()
+                .map(|e| NewEvent::of("default", e))
+                .collect();
             waflow::pipeline::record_and_process(&shared, records, normalized.events, |_| Ok(()))
                 .await
                 .unwrap();

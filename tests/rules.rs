@@ -19,6 +19,7 @@ fn options() -> LoadOptions {
         zone: "Europe/Berlin".parse().unwrap(),
         vars,
         env: HashMap::from([("SHOP_SECRET".to_owned(), "s3cret".to_owned())]),
+        instances: Vec::new(),
         calendars: std::sync::Arc::new(
             [(
                 "office".to_owned(),
@@ -69,6 +70,7 @@ fn plan_with(rules: &RuleSet, event: &Event, memory: &MemoryState) -> Vec<Value>
         now: now(),
         memory,
         ignore_older_than: Some(Duration::from_secs(600)),
+        instance: "I1",
     };
     let eval = rules.evaluate(event, &input).unwrap();
     eval.plans
@@ -211,6 +213,7 @@ fn protective_defaults_ignore_own_broadcast_and_stale_messages() {
         now: jiff::Timestamp::from_second(1_700_000_300).unwrap(),
         memory: &MemoryState::default(),
         ignore_older_than: Some(Duration::from_secs(600)),
+        instance: "I1",
     };
     for (fixture, expect_ignored) in [
         ("a_from_me_phone", true),
@@ -332,6 +335,7 @@ fn stop_cooldown_and_conditions() {
         now: now(),
         memory: &memory,
         ignore_older_than: None,
+        instance: "I1",
     };
     let (_, verdicts) = rules.explain(&msg("hi"), &input).unwrap();
     let Verdict::NotMatched(reason) = &verdicts[0].1 else {
@@ -479,6 +483,7 @@ fn http_results_feed_the_actions_after_it() {
         now: now(),
         memory: &memory,
         ignore_older_than: None,
+        instance: "I1",
     };
     let event = msg("order 42");
     let eval = rules.evaluate(&event, &input).unwrap();
@@ -591,6 +596,7 @@ fn in_hours_reads_the_config_calendars_and_unknown_names_are_errors() {
             now: input_now,
             memory: &memory,
             ignore_older_than: None,
+            instance: "I1",
         };
         let e = rules.evaluate(&msg("hi"), &input).unwrap();
         e.plans.iter().map(|p| p.rule.clone()).collect::<Vec<_>>()
@@ -688,6 +694,7 @@ fn fallback_auto_keeps_the_interactive_message_with_the_menu_in_reserve() {
         now: now(),
         memory: &memory,
         ignore_older_than: None,
+        instance: "I1",
     };
     let eval = rules.evaluate(&msg("menu"), &input).unwrap();
     let PlannedAction::Send(out) = &eval.plans[0].actions[0] else {
@@ -754,6 +761,7 @@ fn hostile_message_timestamps_count_as_old_not_as_new() {
         now: jiff::Timestamp::from_second(1_700_000_300).unwrap(),
         memory: &MemoryState::default(),
         ignore_older_than: Some(Duration::from_secs(600)),
+        instance: "I1",
     };
     for stamp in [
         json!(i64::MIN),

@@ -166,7 +166,10 @@ async fn a_bot_answering_our_bot_gets_muted() {
     );
     assert!(d.log().contains("answers like a bot"), "{}", d.log());
     let metrics = metrics_of(&d).await;
-    assert!(metrics.contains("waflow_loops_broken_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("waflow_loops_broken_total{instance=\"default\"} 1"),
+        "{metrics}"
+    );
     // Another chat is not affected.
     post(&d, &message("HUMAN1", "84966666666", "hello")).await;
     assert_eq!(
@@ -381,9 +384,12 @@ async fn a_rate_limit_answer_pauses_all_sending_then_it_resumes_slowly() {
         "{status}"
     );
     let metrics = metrics_of(&d).await;
-    assert!(metrics.contains("waflow_ban_breaker_open 1"), "{metrics}");
     assert!(
-        metrics.contains("waflow_ban_breaker_trips_total 1"),
+        metrics.contains("waflow_ban_breaker_open{instance=\"default\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("waflow_ban_breaker_trips_total{instance=\"default\"} 1"),
         "{metrics}"
     );
     // Another chat's reply waits with the first: nothing is tried during the pause.

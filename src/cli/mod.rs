@@ -45,6 +45,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 
+    /// The instance (number) to work on, when the config has several
+    #[arg(long, global = true, env = "WAFLOW_INSTANCE", value_name = "NAME")]
+    pub instance: Option<String>,
+
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -177,15 +181,28 @@ pub fn load_config(cli: &Cli) -> Result<Config, CliError> {
     Ok(Config::load(&path)?)
 }
 
-/// The rules the config points at.
-pub fn load_rules(config: &Config) -> Result<RuleSet, CliError> {
-    let options = LoadOptions::from_config(config);
-    crate::rulefiles::load(&config.rules, &options)
+/// The config as the instance the command line names sees it
+/// (`--instance`, or the only one), with the names of all of them.
+pub fn load_instance(cli: &Cli) -> Result<(Config, Vec<String>), CliError> {
+    let config = load_config(cli)?;
+    let chosen = config
+        .select(cli.instance.as_deref())
+        .map_err(CliError::Invalid)?;
+    let names = config.instances.iter().map(|i| i.name.clone()).collect();
+    Ok((config.view(chosen), names))
+}
+
+/// The rules of an instance's view of the config; `names` are all the
+/// configured instances (for rules' `instance:`).
+pub fn load_rules(view: &Config, names: Vec<String>) -> Result<RuleSet, CliError> {
+    let mut options = LoadOptions::from_config(view);
+    options.instances = names;
+    crate::rulefiles::load(&view.rules, &options)
         .map_err(|d| CliError::Config(ConfigError::Invalid(d)))
 }
 
-/// The API client of the loaded config.
+/// The API client of the instance the command line names.
 fn api_client(cli: &Cli) -> Result<ApiClient, CliError> {
-    let config = load_config(cli)?;
-    Ok(ApiClient::new(&config.api)?)
+    let (view, _) = load_instance(cli)?;
+    Ok(ApiClient::new(&view.api)?)
 }

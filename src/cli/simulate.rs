@@ -43,8 +43,8 @@ pub struct SimulateArgs {
 
 /// Runs the simulation.
 pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError> {
-    let config = super::load_config(cli)?;
-    let rules = super::load_rules(&config)?;
+    let (config, names) = super::load_instance(cli)?;
+    let rules = super::load_rules(&config, names)?;
     let api = ApiClient::new(&config.api)?;
     let now: jiff::Timestamp = match &args.now {
         Some(t) => t
@@ -52,12 +52,12 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
             .map_err(|e| CliError::Invalid(format!("--now `{t}` is not an RFC 3339 time: {e}")))?,
         None => jiff::Timestamp::now(),
     };
-    let instance = config
+    let instance_id = config
         .api
         .instance_id
         .clone()
         .unwrap_or_else(|| "default".into());
-    let events = events(args, &instance, now)?;
+    let events = events(args, &instance_id, now)?;
     let state = state_values(&args.state)?;
     let mut reports = Vec::new();
     let mut text = String::new();
@@ -67,16 +67,13 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
     for event in &events {
         let mut memory = MemoryState::default();
         if let Some(chat) = chat_of(event) {
-            memory.set(
-                event.instance_id.as_deref().unwrap_or("default"),
-                &chat,
-                &state,
-            );
+            memory.set(config.name(), &chat, &state);
         }
         let input = EvalInput {
             now,
             memory: &memory,
             ignore_older_than: Some(config.ignore_older_than),
+            instance: config.name(),
         };
         let (ignored, verdicts) = rules
             .explain(event, &input)

@@ -23,19 +23,71 @@ fn reader(config: &crate::config::Config) -> Result<Direct, CliError> {
     Direct::open(path).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
-/// `waflow status`.
+/// `waflow status`: every instance, configured or with rows in the store
+/// (`--instance` picks one).
 pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
     let config = super::load_config(cli)?;
     let store = reader(&config)?;
-    let report = store
-        .run(|tx| tx.status_report(crate::units::now_ms()))
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
-    let mut text = format!(
-        "instance:      {}\nmode:          {}\nsending:       {}\nevents:        {} received, {} waiting\noutbox:        {} waiting, {} sent, {} dead letters, {} blocked, {} dry-run\n",
-        config.api.instance_id.as_deref().unwrap_or("(not set)"),
-        config
+    let err = |e: store::StoreError| CliError::Invalid(e.to_string());
+    let mut names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
+    for stored in store.run(|tx| tx.stored_instances()).map_err(err)? {
+        if !names.contains(&stored) {
+            names.push(stored);
+        }
+    }
+    if let Some(only) = &cli.instance {
+        if !names.contains(only) {
+            config.select(Some(only)).map_err(CliError::Invalid)?;
+        }
+        names.retain(|n| n == only);
+    }
+    let several = names.len() > 1;
+    let (mut text, mut reports) = (String::new(), Vec::new());
+    for name in &names {
+        let report = store
+            .run(|tx| tx.status_report(name, crate::units::now_ms()))
+            .map_err(err)?;
+        let view = config.instance(name).map(|i| config.view(i));
+        if several {
+            text.push_str(&format!("[{name}]\n"));
+        }
+        text.push_str(&instance_text(view.as_ref(), &report));
+        reports.push(json!({
+            "name": name,
+            "configured": view.is_some(),
+            "instance": view.as_ref().and_then(|v| v.api.instance_id.clone()),
+            "dry_run": view.as_ref().is_none_or(|v| v.dry_run),
+            "report": report,
+        }));
+    }
+    let unknown = store.run(|tx| tx.unknown_instance_events()).map_err(err)?;
+    if !unknown.is_empty() {
+        text.push_str("events of instances that are not configured (ignored):\n");
+        for (id, n) in &unknown {
+            text.push_str(&format!("  {id}: {n}\n"));
+        }
+    }
+    let mut body = reports.first().cloned().unwrap_or_else(|| json!({}));
+    body["instances"] = json!(reports);
+    body["unknown_instances"] = json!(unknown);
+    out.success(text.trim_end(), body);
+    Ok(())
+}
+
+/// One instance's part of `waflow status`; `view` is `None` for an
+/// instance that is no longer configured.
+fn instance_text(view: Option<&crate::config::Config>, report: &store::StatusReport) -> String {
+    let mode = match view {
+        None => "not configured (its rows stay; they go out if it comes back)".to_owned(),
+        Some(v) => v
             .dry_run_reason()
             .map_or_else(|| "live".to_owned(), |r| format!("dry-run ({r})")),
+    };
+    let mut text = format!(
+        "instance:      {}\nmode:          {}\nsending:       {}\nevents:        {} received, {} waiting\noutbox:        {} waiting, {} sent, {} dead letters, {} blocked, {} dry-run\n",
+        view.and_then(|v| v.api.instance_id.as_deref())
+            .unwrap_or("(not set)"),
+        mode,
         report
             .sending_paused
             .as_deref()
@@ -57,7 +109,9 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
             ));
         }
     }
-    let schedules = next_fires(&config, &report.schedules);
+    let schedules = view
+        .map(|v| next_fires(v, &report.schedules))
+        .unwrap_or_default();
     if !schedules.is_empty() {
         text.push_str("schedules:\n");
         for (rule, zone, last, next) in &schedules {
@@ -77,11 +131,7 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
             ));
         }
     }
-    out.success(
-        text.trim_end(),
-        json!({ "instance": config.api.instance_id, "dry_run": config.dry_run, "report": report }),
-    );
-    Ok(())
+    text
 }
 
 /// Each schedule rule: name, zone, last fire (from the store), next fire (in its zone).
@@ -89,7 +139,7 @@ fn next_fires(
     config: &crate::config::Config,
     last: &[(String, i64)],
 ) -> Vec<(String, String, Option<i64>, Option<String>)> {
-    let Ok(rules) = super::load_rules(config) else {
+    let Ok(rules) = super::load_rules(config, Vec::new()) else {
         return Vec::new();
     };
     let now = jiff::Timestamp::now();
@@ -107,7 +157,8 @@ fn next_fires(
                     .iter()
                     .find(|(name, _)| *name == r.name)
                     .map(|(_, at)| *at);
-                Some((r.name.clone(), r.zone.name.clone(), last, next))
+                r.serves(config.name())
+                    .then(|| (r.name.clone(), r.zone.name.clone(), last, next))
             }
             _ => None,
         })
@@ -164,13 +215,14 @@ pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliErr
                 states.extend(["pending", "inflight"]);
             }
             let rows = store
-                .run(|tx| tx.list_outbox(&states, *limit))
+                .run(|tx| tx.list_outbox(cli.instance.as_deref(), &states, *limit))
                 .map_err(err)?;
             let mut text = String::new();
             for r in &rows {
                 text.push_str(&format!(
-                    "#{:<5} {:<8} {:<20} attempts={} {}{}\n",
+                    "#{:<5} {:<10} {:<8} {:<20} attempts={} {}{}\n",
                     r.id,
+                    r.instance,
                     r.state,
                     r.rule,
                     r.attempts,
@@ -188,7 +240,10 @@ pub fn outbox(cli: &Cli, cmd: &OutboxCommand, out: &Output) -> Result<(), CliErr
         }
         OutboxCommand::Retry { id, all_dead } => {
             let n = store
-                .run(|tx| tx.retry_outbox(if *all_dead { None } else { *id }, now))
+                .run(|tx| {
+                    let id = if *all_dead { None } else { *id };
+                    tx.retry_outbox(id, cli.instance.as_deref(), now)
+                })
                 .map_err(err)?;
             if n == 0 {
                 return Err(CliError::Invalid(
@@ -234,17 +289,21 @@ pub enum OptoutCommand {
 pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliError> {
     let config = super::load_config(cli)?;
     let store = reader(&config)?;
-    let instance = config
-        .api
-        .instance_id
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let chosen = || {
+        config
+            .select(cli.instance.as_deref())
+            .map(|i| i.name.clone())
+            .map_err(CliError::Invalid)
+    };
     let err = |e: store::StoreError| CliError::Invalid(e.to_string());
     let number =
         |n: &str| crate::api::normalize_number(n).map_err(|e| CliError::Invalid(e.to_string()));
     match cmd {
         OptoutCommand::List => {
-            let rows = store.run(|tx| tx.opt_outs()).map_err(err)?;
+            let mut rows = store.run(|tx| tx.opt_outs()).map_err(err)?;
+            if let Some(only) = &cli.instance {
+                rows.retain(|(i, _, _)| i == only);
+            }
             let text = if rows.is_empty() {
                 "(nobody opted out)".to_owned()
             } else {
@@ -262,7 +321,7 @@ pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliErr
             out.success(&text, json!({ "opt_outs": list }));
         }
         OptoutCommand::Add { number: n } => {
-            let n = number(n)?;
+            let (n, instance) = (number(n)?, chosen()?);
             let added = store
                 .run(|tx| tx.opt_out(&instance, &n, crate::units::now_ms()))
                 .map_err(err)?;
@@ -272,11 +331,11 @@ pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliErr
                 } else {
                     format!("{n} was already opted out")
                 },
-                json!({ "number": n, "changed": added }),
+                json!({ "number": n, "instance": instance, "changed": added }),
             );
         }
         OptoutCommand::Remove { number: n } => {
-            let n = number(n)?;
+            let (n, instance) = (number(n)?, chosen()?);
             let removed = store.run(|tx| tx.opt_in(&instance, &n)).map_err(err)?;
             out.success(
                 &if removed {
@@ -284,7 +343,7 @@ pub fn optout(cli: &Cli, cmd: &OptoutCommand, out: &Output) -> Result<(), CliErr
                 } else {
                     format!("{n} was not on the opt-out list")
                 },
-                json!({ "number": n, "changed": removed }),
+                json!({ "number": n, "instance": instance, "changed": removed }),
             );
         }
     }

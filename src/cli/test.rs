@@ -31,7 +31,8 @@ pub fn run(cli: &Cli, args: &TestArgs, out: &Output) -> Result<(), CliError> {
     let (mut passed, mut failed) = (0, 0);
     let mut report = Vec::new();
     for file in &files {
-        let results = run_file(file, config.as_ref()).map_err(crate::config::ConfigError::from)?;
+        let results = run_file(file, config.as_ref(), cli.instance.as_deref())
+            .map_err(crate::config::ConfigError::from)?;
         for r in results {
             match &r.failure {
                 None => {

@@ -101,6 +101,14 @@ pub(super) fn store(
     (location, keep)
 }
 
+/// `http_actions.allow_hosts`, as hosts compare: lowercase, no final dot.
+pub(super) fn allow_hosts(raw: &raw::HttpActionsRaw) -> Vec<String> {
+    raw.allow_hosts
+        .iter()
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .collect()
+}
+
 /// `server.listen`, or 127.0.0.1:8787.
 pub(super) fn listen(
     server: &raw::Server,

@@ -56,6 +56,9 @@ pub(super) struct Shared<'a> {
     pub(super) file: &'a raw::File,
     pub(super) api: &'a ApiConfig,
     pub(super) safety: &'a SafetyRaw,
+    /// The top level's calendars, kept by an instance that changes neither
+    /// them nor the zone (so that instances alike share one rule set).
+    pub(super) hours: &'a Calendars,
     pub(super) resolve: &'a dyn Fn(&str) -> PathBuf,
 }
 
@@ -155,9 +158,13 @@ fn compile_one(
         .clone()
         .or_else(|| file.timezone.clone())
         .unwrap_or_default();
-    let mut hours_raw = file.hours.clone();
-    hours_raw.extend(entry.hours.clone().unwrap_or_default());
-    let hours = compile::calendars(&hours_raw, &timezone);
+    let hours = if entry.hours.is_none() && entry.timezone.is_none() {
+        top.hours.clone()
+    } else {
+        let mut hours_raw = file.hours.clone();
+        hours_raw.extend(entry.hours.clone().unwrap_or_default());
+        std::sync::Arc::new(compile::calendars(&hours_raw, &timezone))
+    };
     let safety_raw = match &entry.safety {
         Some(own) => own.clone().over(top.safety),
         None => top.safety.clone(),
@@ -185,7 +192,7 @@ fn compile_one(
         rules,
         vars,
         timezone,
-        hours: std::sync::Arc::new(hours),
+        hours,
         pacing: compile::pacing(&pacing),
         safety,
         human_pause: entry

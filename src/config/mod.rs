@@ -289,12 +289,7 @@ impl Config {
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
             vars: raw.vars.clone(),
             keep,
-            allow_hosts: raw
-                .http_actions
-                .allow_hosts
-                .iter()
-                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
-                .collect(),
+            allow_hosts: compile::allow_hosts(&raw.http_actions),
             safety,
             retry: compile::retry(&raw.retry),
             instances: Vec::new(),
@@ -306,6 +301,7 @@ impl Config {
                     file: &raw,
                     api: &config.api,
                     safety: &safety_raw,
+                    hours: &config.hours,
                     resolve: &resolve,
                 };
                 instances::compile_all(entries, &top, path, &mut problems)
@@ -350,6 +346,13 @@ impl Config {
             instances: vec![instance.clone()],
             ..self.clone()
         }
+    }
+
+    /// The name of the first (in a [`Config::view`], the only) instance.
+    pub fn name(&self) -> &str {
+        self.instances
+            .first()
+            .map_or(DEFAULT_INSTANCE, |i| i.name.as_str())
     }
 
     /// The configured instance called `name`.

@@ -31,7 +31,10 @@ async fn reconcile(shared: &Shared, echo_wait: Duration) -> anyhow::Result<()> {
         .store
         .call(move |c| c.reconcile_inflight(now, wait))
         .await?;
-    metrics::counter!(crate::metrics::ECHO_CONFIRMED).increment(done.confirmed as u64);
+    for instance in &done.confirmed_in {
+        metrics::counter!(crate::metrics::ECHO_CONFIRMED, "instance" => instance.clone())
+            .increment(1);
+    }
     if done.confirmed + done.waiting + done.resumed > 0 {
         tracing::warn!(
             confirmed_by_echo = done.confirmed,
@@ -60,7 +63,7 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     let address = listener.local_addr()?;
     tracing::info!(
         %address,
-        rules = loaded.rules.rules.len(),
+        instances = loaded.instances.len(),
         config = %config_path.display(),
         "listening; webhook at http://{address}/webhook/<secret>"
     );

@@ -20,20 +20,12 @@ pub(super) async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
             let now = shared.now();
             let result = shared
                 .store
-                .call(move |tx| {
-                    crate::pipeline::process_batch(
-                        tx,
-                        &loaded.config,
-                        &loaded.rules,
-                        now,
-                        PROCESS_BATCH,
-                    )
-                })
+                .call(move |tx| crate::pipeline::process_batch(tx, &loaded, now, PROCESS_BATCH))
                 .await;
             match result {
                 Ok(done) => {
-                    if done.planned > 0 {
-                        shared.wake_dispatcher.notify_one();
+                    for instance in &done.planned {
+                        shared.wake_sender(instance);
                     }
                     if done.events < PROCESS_BATCH {
                         break;

@@ -61,12 +61,20 @@ pub fn reload(shared: &Shared, path: &Path, force_dry_run: bool, cause: &str) {
             {
                 tracing::warn!("server.listen, server.max_body and store change only on restart");
             }
-            let rules = fresh.rules.rules.len();
+            let rules = fresh
+                .instances
+                .iter()
+                .map(|i| i.rules.rules.len())
+                .max()
+                .unwrap_or(0);
+            let names: Vec<String> = fresh.instances.iter().map(|i| i.name.clone()).collect();
             shared.replace(fresh);
             metrics::counter!(crate::metrics::RELOADS, "outcome" => "ok").increment(1);
-            tracing::info!(cause, rules, "reloaded config and rules");
+            tracing::info!(cause, rules, instances = %names.join(", "), "reloaded config and rules");
             shared.wake_processor.notify_one();
-            shared.wake_dispatcher.notify_one();
+            for name in &names {
+                shared.wake_sender(name);
+            }
             shared.wake_scheduler.notify_one();
         }
         Err(problems) => {
@@ -92,9 +100,40 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// when the database lives next to the config.
 fn fingerprint(
     config_path: &Path,
-    rules: &Path,
+    rule_paths: &[PathBuf],
 ) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
     let mut files = vec![config_path.to_owned()];
+    for rules in rule_paths {
+        rule_files(rules, &mut files);
+    }
+    files.sort();
+    files.dedup();
+    files
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+            let modified = meta.and_then(|m| m.modified().ok());
+            (p, size, modified)
+        })
+        .collect()
+}
+
+/// Every instance's rules path, once each.
+fn rule_paths(shared: &Shared) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = shared
+        .loaded()
+        .instances
+        .iter()
+        .map(|i| i.config.rules.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// The rule files at `rules` (a file, or a folder's YAML files).
+fn rule_files(rules: &Path, files: &mut Vec<PathBuf>) {
     if rules.is_dir() {
         if let Ok(entries) = std::fs::read_dir(rules) {
             files.extend(
@@ -109,16 +148,6 @@ fn fingerprint(
     } else {
         files.push(rules.to_owned());
     }
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let meta = std::fs::metadata(&p).ok();
-            let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
-            let modified = meta.and_then(|m| m.modified().ok());
-            (p, size, modified)
-        })
-        .collect()
 }
 
 /// Sends `"file change"` when the config or a rule file changes.
@@ -128,13 +157,13 @@ async fn watch_files(
     tx: tokio::sync::mpsc::Sender<&'static str>,
     cancel: CancellationToken,
 ) {
-    let mut last = fingerprint(&path, &shared.loaded().config.rules);
+    let mut last = fingerprint(&path, &rule_paths(&shared));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(WATCH_EVERY) => {}
         }
-        let rules = shared.loaded().config.rules.clone();
+        let rules = rule_paths(&shared);
         let now = tokio::task::spawn_blocking({
             let path = path.clone();
             move || fingerprint(&path, &rules)

@@ -39,59 +39,47 @@ fn identity(rule: &Rule, cron: &crate::schedule::Cron) -> String {
     format!("{} | {}", cron.source, rule.zone.name)
 }
 
+/// A schedule rule of one instance: a rule naming several instances fires
+/// once for each.
+type Key = (String, String);
+
 /// Runs until `cancel` fires.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
-    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let mut tracked: HashMap<Key, Tracked> = HashMap::new();
     loop {
         let loaded = shared.loaded();
         let now = shared.now();
         // Follow reloads: keep unchanged schedules, start new or changed ones, forget removed ones.
         let mut current = HashMap::new();
-        for rule in &loaded.rules.rules {
-            let Trigger::Schedule(spec) = &rule.trigger else {
-                continue;
-            };
-            let id = identity(rule, &spec.cron);
-            let entry = match tracked.remove(&rule.name) {
-                Some(t) if t.identity == id => t,
-                _ => start(&shared, rule, &id, now).await,
-            };
-            current.insert(rule.name.clone(), entry);
+        for instance in &loaded.instances {
+            for rule in instance
+                .rules
+                .rules
+                .iter()
+                .filter(|r| r.serves(&instance.name))
+            {
+                let Trigger::Schedule(spec) = &rule.trigger else {
+                    continue;
+                };
+                let id = identity(rule, &spec.cron);
+                let key = (instance.name.clone(), rule.name.clone());
+                let entry = match tracked.remove(&key) {
+                    Some(t) if t.identity == id => t,
+                    _ => start(&shared, &instance.name, rule, &id, now).await,
+                };
+                current.insert(key, entry);
+            }
         }
         tracked = current;
 
         // Fire what is due.
-        for (name, entry) in tracked.iter_mut() {
-            let Some(rule) = loaded.rules.rule(name) else {
+        for ((instance, name), entry) in tracked.iter_mut() {
+            let Some(rule) = loaded.instance(instance).and_then(|i| i.rules.rule(name)) else {
                 continue;
             };
-            let Trigger::Schedule(spec) = &rule.trigger else {
-                continue;
-            };
-            while let Some(at) = entry.next.filter(|at| *at <= shared.now()) {
-                let following = next_after(&spec.cron, &rule.zone.tz, at);
-                let now = shared.now();
-                if following.is_some_and(|f| f <= now) {
-                    // Behind by more than one run (the host slept, the clock jumped):
-                    // only the latest due run may still fire.
-                    record_skip(&shared, name, &entry.identity, at).await;
-                } else {
-                    let late = Duration::try_from(now.duration_since(at)).unwrap_or_default();
-                    let allowed = spec
-                        .catch_up
-                        .unwrap_or_default()
-                        .max(shared.clock.virtual_of(GRACE));
-                    if late <= allowed {
-                        fire(&shared, name, &entry.identity, at).await;
-                    } else {
-                        tracing::warn!(rule = %name, at = %at, "a scheduled run came too late (the host slept or the clock jumped): skipped; set catch_up to run it late");
-                        record_skip(&shared, name, &entry.identity, at).await;
-                    }
-                }
-                entry.next = following;
-            }
+            fire_due(&shared, instance, name, rule, entry).await;
             if let Some(next) = entry.next {
-                metrics::gauge!(crate::metrics::SCHEDULE_NEXT, "rule" => name.clone())
+                metrics::gauge!(crate::metrics::SCHEDULE_NEXT, "instance" => instance.clone(), "rule" => name.clone())
                     .set(next.as_second() as f64);
             }
         }
@@ -112,27 +100,74 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
+/// Fires (or skips, when too late) the occurrences of one schedule that are due.
+async fn fire_due(shared: &Shared, instance: &str, name: &str, rule: &Rule, entry: &mut Tracked) {
+    let Trigger::Schedule(spec) = &rule.trigger else {
+        return;
+    };
+    let at_fire = Fired {
+        instance,
+        rule: name,
+        id: &entry.identity,
+    };
+    while let Some(at) = entry.next.filter(|at| *at <= shared.now()) {
+        let following = next_after(&spec.cron, &rule.zone.tz, at);
+        let now = shared.now();
+        if following.is_some_and(|f| f <= now) {
+            // Behind by more than one run (the host slept, the clock jumped):
+            // only the latest due run may still fire.
+            record_skip(shared, &at_fire, at).await;
+        } else {
+            let late = Duration::try_from(now.duration_since(at)).unwrap_or_default();
+            let allowed = spec
+                .catch_up
+                .unwrap_or_default()
+                .max(shared.clock.virtual_of(GRACE));
+            if late <= allowed {
+                fire(shared, &at_fire, at).await;
+            } else {
+                tracing::warn!(instance, rule = %name, at = %at, "a scheduled run came too late (the host slept or the clock jumped): skipped; set catch_up to run it late");
+                record_skip(shared, &at_fire, at).await;
+            }
+        }
+        entry.next = following;
+    }
+}
+
+/// Which schedule a fire or skip is of.
+struct Fired<'a> {
+    instance: &'a str,
+    rule: &'a str,
+    /// The schedule's identity (expression and zone).
+    id: &'a str,
+}
+
 /// Starts tracking a rule: catches up a missed run if allowed, returns its next occurrence.
-async fn start(shared: &Shared, rule: &Rule, id: &str, now: Timestamp) -> Tracked {
+async fn start(shared: &Shared, instance: &str, rule: &Rule, id: &str, now: Timestamp) -> Tracked {
     let Trigger::Schedule(spec) = &rule.trigger else {
         return Tracked {
             identity: id.to_owned(),
             next: None,
         };
     };
-    let (name, key) = (rule.name.clone(), id.to_owned());
+    let at_fire = Fired {
+        instance,
+        rule: &rule.name,
+        id,
+    };
+    let (owner, name, key) = (instance.to_owned(), rule.name.clone(), id.to_owned());
     let last = shared
         .store
-        .call(move |c| c.last_fire(&name, &key))
+        .call(move |c| c.last_fire(&owner, &name, &key))
         .await
         .ok()
         .flatten()
         .and_then(|ms| Timestamp::from_millisecond(ms).ok());
     let Some(last) = last else {
         // A new schedule counts from now: nothing before it was missed.
-        record_skip(shared, &rule.name, id, now).await;
+        record_skip(shared, &at_fire, now).await;
         let next = next_after(&spec.cron, &rule.zone.tz, now);
-        tracing::info!(rule = %rule.name, cron = %spec.cron, zone = %rule.zone.name, next = %next.map(|t| t.to_string()).unwrap_or_default(), "schedule started");
+        tracing::info!(instance, rule = %rule.name, cron = %spec.cron, zone = %rule.zone.name, next = %next.map(|t| t.to_string()).unwrap_or_default(), "schedule started");
         return Tracked {
             identity: id.to_owned(),
             next,
@@ -156,10 +191,10 @@ async fn start(shared: &Shared, rule: &Rule, id: &str, now: Timestamp) -> Tracke
             .is_some_and(|c| late <= c);
         if within {
             tracing::info!(rule = %rule.name, at = %latest, "catching up a run missed while the daemon was down");
-            fire(shared, &rule.name, id, latest).await;
+            fire(shared, &at_fire, latest).await;
         } else {
             tracing::warn!(rule = %rule.name, missed = missed.len(), latest = %latest, "runs missed while the daemon was down are skipped (set catch_up to run them late)");
-            record_skip(shared, &rule.name, id, latest).await;
+            record_skip(shared, &at_fire, latest).await;
         }
     }
     Tracked {
@@ -169,41 +204,46 @@ async fn start(shared: &Shared, rule: &Rule, id: &str, now: Timestamp) -> Tracke
 }
 
 /// Remembers `at` as handled without firing (a skipped or not-yet-existing run).
-async fn record_skip(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
-    let (rule, id) = (rule.to_owned(), id.to_owned());
+async fn record_skip(shared: &Shared, of: &Fired<'_>, at: Timestamp) {
+    let (instance, rule, id) = (of.instance.to_owned(), of.rule.to_owned(), of.id.to_owned());
     let ms = at.as_millisecond();
     if let Err(err) = shared
         .store
-        .call(move |c| c.set_last_fire(&rule, &id, ms))
+        .call(move |c| c.set_last_fire(&instance, &rule, &id, ms))
         .await
     {
         tracing::error!(error = %err, "cannot record a schedule's progress");
     }
 }
 
-/// Records the occurrence `at` of `rule` as an event and runs its actions.
-async fn fire(shared: &Shared, rule: &str, id: &str, at: Timestamp) {
+/// Records the occurrence `at` of a schedule as an event and runs its actions.
+async fn fire(shared: &Shared, of: &Fired<'_>, at: Timestamp) {
     let loaded = shared.loaded();
+    let Some(instance) = loaded.instance(of.instance) else {
+        return;
+    };
     let event = Event {
-        instance_id: loaded.config.api.instance_id.clone(),
+        instance_id: instance.config.api.instance_id.clone(),
         kind: EventKind::Schedule(Fire {
-            rule: rule.to_owned(),
+            rule: of.rule.to_owned(),
             at,
         }),
         raw: serde_json::Value::Null,
     };
-    let record = NewEvent::of(&event);
-    let (rule_name, key, ms) = (rule.to_owned(), id.to_owned(), at.as_millisecond());
+    let record = NewEvent::of(&instance.name, &event);
+    let (owner, rule_name, key) = (of.instance.to_owned(), of.rule.to_owned(), of.id.to_owned());
+    let ms = at.as_millisecond();
     let outcome =
         crate::pipeline::record_and_process(shared, vec![record], vec![event], move |c| {
-            c.set_last_fire(&rule_name, &key, ms)
+            c.set_last_fire(&owner, &rule_name, &key, ms)
         })
         .await;
+    let (instance, rule) = (of.instance, of.rule);
     match outcome {
         Ok(outcomes) if outcomes.iter().any(|(_, o)| *o == "accepted") => {
-            tracing::info!(rule, at = %at, "schedule fired");
+            tracing::info!(instance, rule, at = %at, "schedule fired");
         }
-        Ok(_) => tracing::debug!(rule, at = %at, "this occurrence had already fired"),
-        Err(err) => tracing::error!(rule, error = %err, "cannot record a schedule's run"),
+        Ok(_) => tracing::debug!(instance, rule, at = %at, "this occurrence had already fired"),
+        Err(err) => tracing::error!(instance, rule, error = %err, "cannot record a schedule's run"),
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{BREAKER_KEY, Worker};
+use super::{Worker, breaker_key, paused_key};
 use crate::api::ApiError;
 use crate::config::safety::BanBreaker;
 use crate::store::{OutboxRow, StoreError, Tx};
@@ -87,8 +87,10 @@ impl Worker {
         }
         let now = self.shared.now().as_millisecond();
         if self.breaker.is_open(now) {
-            metrics::gauge!(crate::metrics::SENDING_PAUSED).set(1.0);
-            metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(1.0);
+            let instance = self.instance.clone();
+            metrics::gauge!(crate::metrics::SENDING_PAUSED, "instance" => instance.clone())
+                .set(1.0);
+            metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN, "instance" => instance).set(1.0);
             return true;
         }
         tracing::info!(
@@ -106,13 +108,15 @@ impl Worker {
     fn breaker_saved(&self) -> impl Fn(&Tx) -> Result<(), StoreError> + Clone + Send + 'static {
         let open = self.breaker.until != 0;
         let flag = if open { 1.0 } else { 0.0 };
-        metrics::gauge!(crate::metrics::SENDING_PAUSED).set(flag);
-        metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN).set(flag);
+        let instance = self.instance.clone();
+        metrics::gauge!(crate::metrics::SENDING_PAUSED, "instance" => instance.clone()).set(flag);
+        metrics::gauge!(crate::metrics::BAN_BREAKER_OPEN, "instance" => instance.clone()).set(flag);
         let json = serde_json::to_string(&self.breaker).unwrap_or_default();
         let paused = open.then(|| self.breaker.describe());
+        let (breaker, paused_at) = (breaker_key(&instance), paused_key(&instance));
         move |c| {
-            c.meta_set(BREAKER_KEY, Some(&json))?;
-            c.meta_set("sending_paused", paused.as_deref())
+            c.meta_set(&breaker, Some(&json))?;
+            c.meta_set(&paused_at, paused.as_deref())
         }
     }
 
@@ -132,7 +136,7 @@ impl Worker {
                 error = %reason,
                 "WhatsApp rate-limited or restricted this number: all sending paused (safety.ban_breaker)"
             );
-            metrics::counter!(crate::metrics::BAN_BREAKER_TRIPS).increment(1);
+            metrics::counter!(crate::metrics::BAN_BREAKER_TRIPS, "instance" => self.instance.clone()).increment(1);
             Some(self.breaker_saved())
         };
         let (id, until) = (row.id, self.breaker.until);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Worker;
 use crate::rules::PlannedAction;
+use crate::runtime::Instance;
 use crate::store::{self, Tx};
 
 /// What one claim found.
@@ -18,20 +19,20 @@ pub(super) struct Batch {
 }
 
 impl Worker {
-    /// The store work that claims the next due row, with the verdict of
-    /// the safety checks that need the store. The config and the clock are
-    /// read when it runs.
+    /// The store work that claims `instance`'s next due row, with the
+    /// verdict of the safety checks that need the store. The clock is read
+    /// when it runs.
     pub(super) fn claim(
         &mut self,
+        instance: Arc<Instance>,
     ) -> impl FnOnce(&Tx) -> Result<Batch, store::StoreError> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         move |tx| {
             let now = shared.now().as_millisecond();
-            let loaded = shared.loaded();
-            let config = &loaded.config;
+            let (config, name) = (&instance.config, instance.name.as_str());
             let window = config.pacing.per_chat.per.as_millis() as i64;
             let mut claim = None;
-            if let Some(row) = tx.claim_due(now, 1)?.pop() {
+            if let Some(row) = tx.claim_due(name, now, 1)?.pop() {
                 let mut found = store::Claim::of(tx, row, now, window)?;
                 if let PlannedAction::Send(out) = &found.row.action {
                     found.blocked = crate::guard::blocked(
@@ -45,8 +46,8 @@ impl Worker {
                 }
                 claim = Some(found);
             }
-            let more = claim.is_some() && tx.more_due(now, 1)?;
-            let next_due = if more { None } else { tx.next_due(now)? };
+            let more = claim.is_some() && tx.more_due(name, now, 1)?;
+            let next_due = if more { None } else { tx.next_due(name, now)? };
             Ok(Batch {
                 claim,
                 more,

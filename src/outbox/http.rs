@@ -10,7 +10,7 @@ use super::record;
 use super::retry::{failed, finish};
 use crate::api::ApiError;
 use crate::rules::{EvalInput, HttpCall, HttpResult};
-use crate::runtime::{Loaded, Shared};
+use crate::runtime::{Instance, Shared};
 use crate::store::{OutboxRow, StoreError, Tx};
 
 /// `http:` calls in flight at once, beside the sends.
@@ -33,28 +33,16 @@ pub(super) fn client(shared: &Arc<Shared>) -> reqwest::Client {
 /// Performs an `http` action, then plans the rest of its rule with the answer.
 pub(super) async fn perform_http(
     shared: &Shared,
+    instance: &Arc<Instance>,
     client: &reqwest::Client,
     row: &OutboxRow,
     call: &HttpCall,
 ) {
-    let loaded = shared.loaded();
-    if let Err(reason) = super::target::check_url(&call.url, &loaded.config.allow_hosts) {
+    if let Err(reason) = super::target::check_url(&call.url, &instance.config.allow_hosts) {
         refuse(shared, row, reason).await;
         return;
     }
-    let method =
-        reqwest::Method::from_bytes(call.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut request = client
-        .request(method, &call.url)
-        .timeout(loaded.config.api.timeout);
-    for (k, v) in &call.headers {
-        request = request.header(k, v);
-    }
-    if let Some(json) = &call.json {
-        request = request.json(json);
-    } else if let Some(body) = &call.body {
-        request = request.body(body.clone());
-    }
+    let request = build_request(client, call, instance.config.api.timeout);
     let outcome = async {
         let response = request.send().await?;
         let status = response.status().as_u16();
@@ -65,20 +53,20 @@ pub(super) async fn perform_http(
     let now = shared.now().as_millisecond();
     match outcome {
         Ok((status, body)) if status < 500 => {
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => "http", "outcome" => "sent")
+            metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => "http", "outcome" => "sent")
                 .increment(1);
             let result = HttpResult {
                 status,
                 json: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
                 body,
             };
-            let (row, loaded, at) = (row.clone(), loaded.clone(), shared.now());
+            let (row, owner, at) = (row.clone(), instance.clone(), shared.now());
             record(shared, "http_continuation", move |tx| {
                 tx.mark_final(row.id, "sent", None, true, now)?;
-                continue_rule(tx, &loaded, &row, &result, at)
+                continue_rule(tx, &owner, &row, &result, at)
             })
             .await;
-            shared.wake_dispatcher.notify_one();
+            shared.wake_sender(&instance.name);
         }
         Ok((status, _)) => {
             let err = ApiError::Http {
@@ -87,7 +75,15 @@ pub(super) async fn perform_http(
                 message: None,
             };
             let mut none = None;
-            failed(shared, row, &err, &mut none, &loaded.config.retry).await;
+            failed(
+                shared,
+                &instance.name,
+                row,
+                &err,
+                &mut none,
+                &instance.config.retry,
+            )
+            .await;
         }
         Err(e) if refused_by_resolver(&e) => {
             refuse(shared, row, crate::api::describe_reqwest_error(&e)).await
@@ -98,15 +94,43 @@ pub(super) async fn perform_http(
                 detail: e.without_url().to_string(),
             };
             let mut none = None;
-            failed(shared, row, &err, &mut none, &loaded.config.retry).await;
+            failed(
+                shared,
+                &instance.name,
+                row,
+                &err,
+                &mut none,
+                &instance.config.retry,
+            )
+            .await;
         }
     }
+}
+
+/// The request of an `http` action.
+fn build_request(
+    client: &reqwest::Client,
+    call: &HttpCall,
+    timeout: std::time::Duration,
+) -> reqwest::RequestBuilder {
+    let method =
+        reqwest::Method::from_bytes(call.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut request = client.request(method, &call.url).timeout(timeout);
+    for (k, v) in &call.headers {
+        request = request.header(k, v);
+    }
+    if let Some(json) = &call.json {
+        request = request.json(json);
+    } else if let Some(body) = &call.body {
+        request = request.body(body.clone());
+    }
+    request
 }
 
 /// A call to a target that is not allowed: a dead letter, not a retry.
 async fn refuse(shared: &Shared, row: &OutboxRow, reason: String) {
     tracing::warn!(rule = %row.rule, reason = %reason, "http action refused");
-    metrics::counter!(crate::metrics::ACTIONS, "kind" => "http", "outcome" => "blocked")
+    metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => "http", "outcome" => "blocked")
         .increment(1);
     finish(shared, row.id, "dead", Some(format!("http: {reason}"))).await;
 }
@@ -121,7 +145,7 @@ fn refused_by_resolver(err: &reqwest::Error) -> bool {
 /// planned when the event or the rule is gone (a reload removed it).
 fn continue_rule(
     tx: &Tx,
-    loaded: &Loaded,
+    instance: &Instance,
     row: &OutboxRow,
     result: &HttpResult,
     at: jiff::Timestamp,
@@ -140,7 +164,7 @@ fn continue_rule(
             return Ok(());
         }
     };
-    let rules = &loaded.rules;
+    let rules = &instance.rules;
     let Some(index) = rules.rules.iter().position(|r| r.name == row.rule) else {
         tracing::warn!(rule = %row.rule, "the rule of an http action is gone: the rest of it is not planned");
         return Ok(());
@@ -149,13 +173,14 @@ fn continue_rule(
         now: at,
         memory: tx,
         ignore_older_than: None,
+        instance: &instance.name,
     };
     let from = row.action_index as usize + 1;
     if let Some(plan) = rules.continue_plan(&event, &input, index, from, result)? {
         let now = at.as_millisecond();
         write_plan(
             tx,
-            &loaded.config,
+            &instance.config,
             &row.instance,
             &key,
             Some(inbox_id),

@@ -25,6 +25,7 @@ mod retry;
 mod send;
 pub mod target;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
 use crate::rules::PlannedAction;
-use crate::runtime::Shared;
+use crate::runtime::{Instance, Shared};
 use crate::store::OutboxRow;
 use breaker::BreakerState;
 use retry::failed;
@@ -43,11 +44,51 @@ const IDLE: Duration = Duration::from_secs(1);
 /// How often the outbox gauges are refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(2);
 
-/// Runs the worker until `cancel` fires; the sends in flight are finished first.
+/// How often the set of workers is compared with the configured instances.
+const FOLLOW: Duration = Duration::from_millis(500);
+
+/// Runs one worker per configured instance until `cancel` fires, starting
+/// and stopping workers as reloads add and remove instances; the sends in
+/// flight are finished first. Different instances send concurrently.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut workers: HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)> =
+        HashMap::new();
+    loop {
+        let loaded = shared.loaded();
+        workers.retain(|name, (stop, _)| {
+            let kept = loaded.instance(name).is_some();
+            if !kept {
+                tracing::info!(instance = %name, "instance removed: its sending stops; its rows stay in the store");
+                stop.cancel();
+            }
+            kept
+        });
+        for instance in &loaded.instances {
+            if !workers.contains_key(&instance.name) {
+                let stop = cancel.child_token();
+                let task =
+                    tokio::spawn(worker(shared.clone(), instance.name.clone(), stop.clone()));
+                workers.insert(instance.name.clone(), (stop, task));
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(FOLLOW) => {}
+        }
+    }
+    for (_, (_, task)) in workers {
+        if let Err(err) = task.await {
+            tracing::error!(error = %err, "an outbox worker ended abnormally");
+        }
+    }
+}
+
+/// One instance's worker: one send in flight for its number.
+async fn worker(shared: Arc<Shared>, instance: String, cancel: CancellationToken) {
+    let key = breaker_key(&instance);
     let breaker = shared
         .store
-        .call(|c| c.meta_get(BREAKER_KEY))
+        .call(move |c| c.meta_get(&key))
         .await
         .ok()
         .flatten()
@@ -55,7 +96,9 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         .unwrap_or_default();
     let http = http::client(&shared);
     let mut worker = Worker {
+        wake: shared.sender_wake(&instance),
         shared,
+        instance,
         cancel,
         last_send: None,
         relogin_until: None,
@@ -67,8 +110,15 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     worker.run().await;
 }
 
-/// Where the ban-signal breaker's state is kept.
-const BREAKER_KEY: &str = "ban_breaker";
+/// Where an instance's ban-signal breaker state is kept.
+fn breaker_key(instance: &str) -> String {
+    crate::store::meta::instance_key(instance, "ban_breaker")
+}
+
+/// Where the reason an instance's sending is paused is kept.
+fn paused_key(instance: &str) -> String {
+    crate::store::meta::instance_key(instance, crate::store::meta::SENDING_PAUSED)
+}
 
 /// Webhook requests in flight that make a burst.
 const BURST: usize = 4;
@@ -78,6 +128,10 @@ const BURST_WAIT: Duration = Duration::from_millis(100);
 /// The worker's memory between sends.
 struct Worker {
     shared: Arc<Shared>,
+    /// The name of the instance whose rows this worker sends.
+    instance: String,
+    /// Told when work was planned for this instance.
+    wake: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
     /// When the last send left, for the minimum interval.
     last_send: Option<Instant>,
@@ -111,6 +165,10 @@ impl Worker {
             if self.cancel.is_cancelled() {
                 break;
             }
+            // The settings of this round: a reload takes effect at the next one.
+            let Some(instance) = self.shared.loaded().instance(&self.instance).cloned() else {
+                break;
+            };
             if let Some(until) = self.relogin_until
                 && Instant::now() < until
             {
@@ -124,7 +182,7 @@ impl Worker {
             if !ready {
                 self.wait_for_work(next_due).await;
             }
-            let claim = self.claim();
+            let claim = self.claim(instance.clone());
             let batch = match self.shared.store.call_lazy(claim).await {
                 Ok(batch) => batch,
                 Err(err) => {
@@ -139,14 +197,14 @@ impl Worker {
                 continue;
             };
             self.let_burst_pass().await;
-            let outcome = self.attempt(&claim).await;
+            let outcome = self.attempt(&instance, &claim).await;
             if !matches!(outcome, Outcome::Sent { .. }) {
                 // Settled in the store already, or changed there: look again.
                 ready = true;
             }
             // The confirmation is committed before the next claim: one send
             // in flight, so a crash can repeat at most that one.
-            self.settle(&claim.row, outcome).await;
+            self.settle(&instance, &claim.row, outcome).await;
         }
     }
 
@@ -179,7 +237,7 @@ impl Worker {
     async fn wait(&self, nap: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(nap) => {}
-            _ = self.shared.wake_dispatcher.notified() => {}
+            _ = self.wake.notified() => {}
             _ = self.cancel.cancelled() => {}
         }
     }
@@ -190,38 +248,48 @@ impl Worker {
             return;
         }
         self.gauges_at = Some(Instant::now());
-        if let Ok((depth, dead)) = self.shared.store.call_lazy(|tx| tx.outbox_counts()).await {
-            metrics::gauge!(crate::metrics::OUTBOX_DEPTH).set(depth as f64);
-            metrics::gauge!(crate::metrics::DEAD_LETTERS).set(dead as f64);
+        let name = self.instance.clone();
+        let counts = self
+            .shared
+            .store
+            .call_lazy(move |tx| tx.outbox_counts(&name))
+            .await;
+        if let Ok((depth, dead)) = counts {
+            let instance = self.instance.clone();
+            metrics::gauge!(crate::metrics::OUTBOX_DEPTH, "instance" => instance.clone())
+                .set(depth as f64);
+            metrics::gauge!(crate::metrics::DEAD_LETTERS, "instance" => instance).set(dead as f64);
         }
     }
 
     /// Applies the outcome of a send: a confirmation becomes work for the
     /// next store job; a failure is retried, paused or dead-lettered.
-    async fn settle(&mut self, row: &OutboxRow, outcome: Outcome) {
+    async fn settle(&mut self, instance: &Instance, row: &OutboxRow, outcome: Outcome) {
         let endpoint = match &row.action {
             PlannedAction::Send(out) => out.request.endpoint(),
             _ => return,
         };
-        let loaded = self.shared.loaded();
-        let safety = &loaded.config.safety;
+        let safety = &instance.config.safety;
+        let name = self.instance.clone();
         match outcome {
             Outcome::Done => {}
             Outcome::Sent { message_id } => {
                 self.last_send = Some(Instant::now());
-                tracing::info!(rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
-                metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "sent")
+                tracing::info!(instance = %name, rule = %row.rule, chat = row.chat.as_deref().unwrap_or("-"), message_id = message_id.as_deref().unwrap_or("-"), "sent");
+                metrics::counter!(crate::metrics::ACTIONS, "instance" => name.clone(), "kind" => endpoint, "outcome" => "sent")
                     .increment(1);
                 if self.relogin_until.take().is_some() {
-                    tracing::info!("sending resumed: the number is logged in again");
+                    tracing::info!(instance = %name, "sending resumed: the number is logged in again");
                 }
                 self.breaker.sent();
-                metrics::gauge!(crate::metrics::SENDING_PAUSED).set(0.0);
+                metrics::gauge!(crate::metrics::SENDING_PAUSED, "instance" => name.clone())
+                    .set(0.0);
                 let row = row.clone();
                 let at = self.shared.now().as_millisecond();
+                let paused = paused_key(&name);
                 record(&self.shared, "confirm", move |c| {
                     c.mark_sent(&row, message_id.as_deref(), at)?;
-                    c.meta_set("sending_paused", None)
+                    c.meta_set(&paused, None)
                 })
                 .await;
             }
@@ -232,10 +300,11 @@ impl Worker {
                 } else {
                     failed(
                         &self.shared,
+                        &name,
                         row,
                         &err,
                         &mut self.relogin_until,
-                        &loaded.config.retry,
+                        &instance.config.retry,
                     )
                     .await;
                 }

@@ -36,7 +36,7 @@ pub fn write_plan(
                 let state = if config.dry_run { "dry_run" } else { "pending" };
                 let row = NewOutbox {
                     instance: instance.to_owned(),
-                    idem_key: format!("{event_key}/{}/{index}", plan.rule),
+                    idem_key: format!("{instance}/{event_key}/{}/{index}", plan.rule),
                     inbox_id,
                     rule: plan.rule.clone(),
                     action_index: index,
@@ -48,7 +48,7 @@ pub fn write_plan(
                 if tx.insert_outbox(&row, now_ms)? {
                     written += 1;
                     if config.dry_run {
-                        metrics::counter!(crate::metrics::ACTIONS, "kind" => kind(action), "outcome" => "dry_run").increment(1);
+                        metrics::counter!(crate::metrics::ACTIONS, "instance" => instance.to_owned(), "kind" => kind(action), "outcome" => "dry_run").increment(1);
                         tracing::info!(rule = %plan.rule, action = %action.display(), "dry-run: recorded, not sent");
                     }
                 }
@@ -68,7 +68,7 @@ pub fn write_plan(
         }
     }
     if let Some(failure) = &plan.failed {
-        metrics::counter!(crate::metrics::ACTIONS, "kind" => "template", "outcome" => "failed")
+        metrics::counter!(crate::metrics::ACTIONS, "instance" => instance.to_owned(), "kind" => "template", "outcome" => "failed")
             .increment(1);
         tracing::warn!(rule = %plan.rule, action = failure.action + 1, error = %failure.message, "an action could not be planned; the rule stops there");
     }

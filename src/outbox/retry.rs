@@ -12,6 +12,7 @@ use crate::store::OutboxRow;
 
 pub(super) async fn failed(
     shared: &Shared,
+    instance: &str,
     row: &OutboxRow,
     err: &ApiError,
     paused_until: &mut Option<Instant>,
@@ -26,13 +27,14 @@ pub(super) async fn failed(
     let message = err.to_string();
     match err.class() {
         ErrorClass::Relogin => {
-            tracing::error!(error = %message, "sending paused: the WhatsApp number must log in again (waflow instance qrcode)");
-            metrics::gauge!(crate::metrics::SENDING_PAUSED).set(1.0);
+            tracing::error!(instance, error = %message, "sending paused: the WhatsApp number must log in again (waflow instance qrcode)");
+            metrics::gauge!(crate::metrics::SENDING_PAUSED, "instance" => instance.to_owned())
+                .set(1.0);
             *paused_until = Some(Instant::now() + retry.relogin_probe);
             let next_at = now + retry.relogin_probe.as_millis() as i64;
-            let note = message.clone();
+            let (note, key) = (message.clone(), super::paused_key(instance));
             super::record(shared, "relogin_pause", move |c| {
-                c.meta_set("sending_paused", Some(&format!("relogin required: {note}")))?;
+                c.meta_set(&key, Some(&format!("relogin required: {note}")))?;
                 c.mark_retry(id, next_at, &note, false, now)
             })
             .await;
@@ -46,7 +48,7 @@ pub(super) async fn failed(
                 err.class() == ErrorClass::RateLimited,
             );
             tracing::warn!(rule = %row.rule, attempt = row.attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "send failed; will retry");
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "retry")
+            metrics::counter!(crate::metrics::ACTIONS, "instance" => instance.to_owned(), "kind" => endpoint, "outcome" => "retry")
                 .increment(1);
             let next_at = now + delay.as_millis() as i64;
             super::record(shared, "retry", move |c| {
@@ -61,7 +63,7 @@ pub(super) async fn failed(
                 format!("gave up after {} attempts: {message}", row.attempts)
             };
             tracing::error!(rule = %row.rule, error = %why, "send failed for good: moved to the dead letters (waflow outbox list --dead)");
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "dead")
+            metrics::counter!(crate::metrics::ACTIONS, "instance" => instance.to_owned(), "kind" => endpoint, "outcome" => "dead")
                 .increment(1);
             super::record(shared, "dead_letter", move |c| {
                 c.mark_final(id, "dead", Some(&why), true, now)

@@ -2,6 +2,7 @@
 //! pause, protections, quiet hours, per-chat rate), the pacing before it
 //! (minimum interval, typing delay), the API call, and `fallback: auto`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -13,7 +14,7 @@ use super::{Outcome, Worker, gap};
 use crate::api::{ApiError, ApiReply, ErrorClass};
 use crate::config::Config;
 use crate::rules::{Outgoing, PlannedAction};
-use crate::runtime::Loaded;
+use crate::runtime::Instance;
 use crate::store::{Claim, OutboxRow};
 
 impl Worker {
@@ -21,7 +22,12 @@ impl Worker {
     /// delays a reply (the row stays in flight, holding its chat's order,
     /// until the call is done). All slots busy: it waits a little, spending
     /// no attempt.
-    async fn start_http(&self, row: &OutboxRow, call: &crate::rules::HttpCall) {
+    async fn start_http(
+        &self,
+        instance: &Arc<Instance>,
+        row: &OutboxRow,
+        call: &crate::rules::HttpCall,
+    ) {
         let Ok(slot) = self.http_slots.clone().try_acquire_owned() else {
             let (id, now) = (row.id, self.shared.now().as_millisecond());
             super::record(&self.shared, "http_wait", move |c| {
@@ -36,21 +42,21 @@ impl Worker {
         })
         .await;
         let (shared, client) = (self.shared.clone(), self.http.clone());
-        let (row, call) = (row.clone(), call.clone());
+        let (instance, row, call) = (instance.clone(), row.clone(), call.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            perform_http(&shared, &client, &row, &call).await;
+            perform_http(&shared, &instance, &client, &row, &call).await;
         });
     }
 
     /// Performs one claimed row; [`Worker::settle`] applies the outcome.
-    pub(super) async fn attempt(&self, claim: &Claim) -> Outcome {
+    pub(super) async fn attempt(&self, instance: &Arc<Instance>, claim: &Claim) -> Outcome {
         let shared = &self.shared;
         let row = &claim.row;
         let out = match &row.action {
             PlannedAction::Send(out) => out,
             PlannedAction::Http(call) => {
-                self.start_http(row, call).await;
+                self.start_http(instance, row, call).await;
                 return Outcome::Done;
             }
             other => {
@@ -59,23 +65,23 @@ impl Worker {
                 return Outcome::Done;
             }
         };
-        let loaded = shared.loaded();
-        if loaded.config.dry_run {
-            tracing::info!(rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
+        let config = &instance.config;
+        if config.dry_run {
+            tracing::info!(instance = %instance.name, rule = %row.rule, action = %row.action.display(), "dry-run: not sent");
             finish(shared, row.id, "dry_run", None).await;
             return Outcome::Done;
         }
-        if self.stopped(claim, out, &loaded.config).await {
+        if self.stopped(claim, out, config).await {
             return Outcome::Done;
         }
-        self.pace(&loaded.config).await;
-        if !loaded.config.retry.echo_wait.is_zero() {
+        self.pace(config).await;
+        if !config.retry.echo_wait.is_zero() {
             // Durable before the call: after a crash this row is known to
             // have maybe left, and waits for its echo instead of going again.
             let (id, now) = (row.id, shared.now().as_millisecond());
             super::record(shared, "send_start", move |c| c.mark_inflight(id, now)).await;
         }
-        send(&loaded, row, out).await
+        send(instance, row, out).await
     }
 
     /// Whether the row must not leave now: blocked (a paused chat or a
@@ -87,7 +93,7 @@ impl Worker {
         let now = shared.now().as_millisecond();
         if let Some(reason) = claim.chat_pause.clone().or_else(|| claim.blocked.clone()) {
             tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "blocked")
+            metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => endpoint, "outcome" => "blocked")
                 .increment(1);
             finish(shared, id, "blocked", Some(reason)).await;
             return true;
@@ -104,7 +110,7 @@ impl Worker {
                 crate::units::ms_text(until)
             );
             tracing::info!(rule = %row.rule, until = %crate::units::ms_text(until), "quiet hours: held");
-            metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "held")
+            metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => endpoint, "outcome" => "held")
                 .increment(1);
             super::record(shared, "quiet_hours_hold", move |c| {
                 c.hold(id, until, &note, now)
@@ -149,19 +155,19 @@ impl Worker {
 /// The API call, with `fallback: auto`: a refused or unconfirmed
 /// interactive message is replaced by its text menu at once, spending no
 /// retry.
-async fn send(loaded: &Loaded, row: &OutboxRow, out: &Outgoing) -> Outcome {
+async fn send(instance: &Instance, row: &OutboxRow, out: &Outgoing) -> Outcome {
     let endpoint = out.request.endpoint();
     let started = Instant::now();
-    let mut result = loaded.api.call(&out.request).await;
+    let mut result = instance.api.call(&out.request).await;
     if let (Err(err), Some(text)) = (&result, &out.fallback)
         && (err.class() == ErrorClass::Permanent || matches!(err, ApiError::NotConfirmed { .. }))
     {
         tracing::warn!(rule = %row.rule, error = %err, "the interactive message was refused; sending the text menu instead");
-        metrics::counter!(crate::metrics::ACTIONS, "kind" => endpoint, "outcome" => "fallback")
+        metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => endpoint, "outcome" => "fallback")
             .increment(1);
-        result = loaded.api.call(text).await;
+        result = instance.api.call(text).await;
     }
-    metrics::histogram!(crate::metrics::API_LATENCY, "endpoint" => endpoint)
+    metrics::histogram!(crate::metrics::API_LATENCY, "instance" => row.instance.clone(), "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
     match result {
         Ok(ApiReply::Sent { message_id }) => Outcome::Sent {

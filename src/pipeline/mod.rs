@@ -14,11 +14,12 @@
 
 mod screen;
 
-use crate::config::Config;
+use std::collections::BTreeSet;
+
 use crate::event::{Event, EventKind};
 use crate::outbox::plan::write_plan;
-use crate::rules::{EvalInput, RuleSet};
-use crate::runtime::Shared;
+use crate::rules::EvalInput;
+use crate::runtime::{Instance, Loaded, Shared};
 use crate::store::{InboxRow, NewEvent, StoreError, Tx};
 
 /// Records events and, in the same transaction, runs the rules on the new
@@ -44,12 +45,13 @@ pub async fn record_and_process(
             let ids = tx.record_events(&records, now.as_millisecond())?;
             also(tx)?;
             let mut outcomes = Vec::with_capacity(ids.len());
-            let mut planned = 0;
+            let mut planned = BTreeSet::new();
             for ((record, event), id) in records.into_iter().zip(events).zip(ids) {
-                let outcome = match (id, record.status) {
-                    (None, _) => "duplicate",
-                    (Some(_), "ignored") => "other_instance",
-                    (Some(id), _) => {
+                let instance = loaded.instance(&record.instance);
+                let outcome = match (id, record.status, instance) {
+                    (None, _, _) => "duplicate",
+                    (Some(_), "ignored", _) | (_, _, None) => "unknown_instance",
+                    (Some(id), _, Some(instance)) => {
                         let row = InboxRow {
                             id,
                             instance: record.instance,
@@ -57,8 +59,9 @@ pub async fn record_and_process(
                             event: String::new(),
                             received_at: now.as_millisecond(),
                         };
-                        planned +=
-                            process_recorded(tx, &loaded.config, &loaded.rules, now, &row, event)?;
+                        if process_recorded(tx, instance, now, &row, event)? > 0 {
+                            planned.insert(instance.name.clone());
+                        }
                         "accepted"
                     }
                 };
@@ -67,47 +70,52 @@ pub async fn record_and_process(
             Ok((outcomes, planned))
         })
         .await?;
-    if planned > 0 {
-        // Committed: the outbox worker may claim the new rows.
-        shared.wake_dispatcher.notify_one();
+    // Committed: the instances' outbox workers may claim the new rows.
+    for instance in planned {
+        shared.wake_sender(&instance);
     }
     Ok(outcomes)
 }
 
 /// What processing a batch did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Processed {
     /// Events processed.
     pub events: usize,
-    /// Outbox rows written.
-    pub planned: usize,
+    /// The instances outbox rows were written for.
+    pub planned: BTreeSet<String>,
 }
 
 /// Processes up to `limit` waiting events.
 pub fn process_batch(
     tx: &Tx,
-    config: &Config,
-    rules: &RuleSet,
+    loaded: &Loaded,
     now: jiff::Timestamp,
     limit: usize,
 ) -> Result<Processed, StoreError> {
     let mut done = Processed::default();
     for row in tx.new_inbox(limit)? {
-        done.planned += process_one(tx, config, rules, now, &row)?;
         done.events += 1;
+        let Some(instance) = loaded.instance(&row.instance) else {
+            let note = format!("instance {} is not configured", row.instance);
+            tx.finish_inbox(row.id, "ignored", Some(&note))?;
+            continue;
+        };
+        if process_one(tx, instance, now, &row)? > 0 {
+            done.planned.insert(instance.name.clone());
+        }
     }
     Ok(done)
 }
 
 fn process_one(
     tx: &Tx,
-    config: &Config,
-    rules: &RuleSet,
+    instance: &Instance,
     now: jiff::Timestamp,
     row: &InboxRow,
 ) -> Result<usize, StoreError> {
     match serde_json::from_str(&row.event) {
-        Ok(event) => process_event(tx, config, rules, now, row, event),
+        Ok(event) => process_event(tx, instance, now, row, event),
         Err(err) => {
             let note = format!("unreadable event: {err}");
             tx.finish_inbox(row.id, "ignored", Some(&note))?;
@@ -121,15 +129,14 @@ fn process_one(
 /// event is put back to `new` and the processor takes it up again.
 pub fn process_recorded(
     tx: &Tx,
-    config: &Config,
-    rules: &RuleSet,
+    instance: &Instance,
     now: jiff::Timestamp,
     row: &InboxRow,
     event: Event,
 ) -> Result<usize, StoreError> {
     // The event was recorded as done: should processing fail, it goes back
     // to `new` and the processor takes it up again.
-    match tx.savepoint(|tx| process_event(tx, config, rules, now, row, event)) {
+    match tx.savepoint(|tx| process_event(tx, instance, now, row, event)) {
         Ok(planned) => Ok(planned),
         Err(err) => {
             tracing::warn!(error = %err, "cannot process an event now; it stays queued");
@@ -141,17 +148,17 @@ pub fn process_recorded(
 
 fn process_event(
     tx: &Tx,
-    config: &Config,
-    rules: &RuleSet,
+    instance: &Instance,
     now: jiff::Timestamp,
     row: &InboxRow,
     mut event: Event,
 ) -> Result<usize, StoreError> {
+    let (config, rules) = (&instance.config, &instance.rules);
     event.learn_phones(|jid| tx.phone_of(jid))?;
     if let Some(planned) = screen::before_rules(tx, config, row, &event, now.as_millisecond())? {
         return Ok(planned);
     }
-    let (now_ms, instance) = (now.as_millisecond(), row.instance.as_str());
+    let (now_ms, instance) = (now.as_millisecond(), instance.name.as_str());
     // A schedule's occurrence is evaluated at its own instant, however late it runs.
     let now = match &event.kind {
         EventKind::Schedule(fire) => fire.at,
@@ -161,6 +168,7 @@ fn process_event(
         now,
         memory: tx,
         ignore_older_than: Some(config.ignore_older_than),
+        instance,
     };
     let evaluation = rules.evaluate(&event, &input)?;
     if let Some(reason) = evaluation.ignored {
@@ -170,7 +178,7 @@ fn process_event(
     let mut planned = 0;
     let mut matched = Vec::new();
     for plan in &evaluation.plans {
-        metrics::counter!(crate::metrics::RULE_MATCHES, "rule" => plan.rule.clone()).increment(1);
+        metrics::counter!(crate::metrics::RULE_MATCHES, "instance" => instance.to_owned(), "rule" => plan.rule.clone()).increment(1);
         matched.push(plan.rule.clone());
         if let (Some(chat), Some(rule)) = (&plan.chat, rules.rules.get(plan.rule_index))
             && rule.cooldown.is_some()

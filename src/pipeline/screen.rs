@@ -61,7 +61,8 @@ fn own_message(
     {
         let until = now_ms + config.human_pause.as_millis() as i64;
         tx.pause_chat(instance, &m.chat, until, "a person took over this chat")?;
-        metrics::counter!(crate::metrics::HUMAN_TAKEOVERS).increment(1);
+        metrics::counter!(crate::metrics::HUMAN_TAKEOVERS, "instance" => instance.to_owned())
+            .increment(1);
         tracing::info!(chat = %m.chat, minutes = config.human_pause.as_secs() / 60, "a person wrote from the phone: the bot is paused in this chat");
         format!(
             "typed on the phone: the bot is paused in this chat until {}",
@@ -86,7 +87,8 @@ fn echo(tx: &Tx, instance: &str, m: &Message, now_ms: i64) -> Result<String, Sto
     };
     Ok(match tx.echo_seen(&echo, now_ms)? {
         Some(row) => {
-            metrics::counter!(crate::metrics::ECHO_CONFIRMED).increment(1);
+            metrics::counter!(crate::metrics::ECHO_CONFIRMED, "instance" => instance.to_owned())
+                .increment(1);
             tracing::info!(row, chat = %m.chat, "a send in flight at a restart is confirmed by its echo: not sent again");
             format!("the echo of outbox row {row}, in flight at a restart: confirmed by it")
         }
@@ -137,7 +139,8 @@ fn incoming(
             now_ms,
         )?
     {
-        metrics::counter!(crate::metrics::LOOPS_BROKEN).increment(1);
+        metrics::counter!(crate::metrics::LOOPS_BROKEN, "instance" => instance.to_owned())
+            .increment(1);
         tracing::warn!(chat = %m.chat, until = %crate::units::ms_text(until), "this chat answers like a bot: automation muted here (safety.loop_breaker)");
         tx.finish_inbox(row.id, "ignored", Some("the loop breaker muted this chat"))?;
         return Ok(Some(0));

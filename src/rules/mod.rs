@@ -15,6 +15,7 @@ pub mod pattern;
 pub mod plan;
 pub mod prefilter;
 pub mod raw;
+pub mod spanned;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +49,8 @@ pub struct LoadOptions {
     pub env: HashMap<String, String>,
     /// The config's `hours:`, for `in_hours('NAME')`.
     pub calendars: crate::config::Calendars,
+    /// The configured instances' names, for `instance:` (empty: not checked).
+    pub instances: Vec<String>,
 }
 
 impl LoadOptions {
@@ -58,6 +61,7 @@ impl LoadOptions {
             vars: config.vars.clone(),
             env: std::env::vars().collect(),
             calendars: config.hours.clone(),
+            instances: config.instances.iter().map(|i| i.name.clone()).collect(),
         }
     }
 }
@@ -102,6 +106,17 @@ pub struct Rule {
     pub zone: Zone,
     /// The actions.
     pub actions: Vec<Action>,
+    /// The instances it serves (`instance:`); `None`: every one.
+    pub instances: Option<Vec<String>>,
+}
+
+impl Rule {
+    /// Whether this rule serves the instance called `name`.
+    pub fn serves(&self, name: &str) -> bool {
+        self.instances
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|n| n == name))
+    }
 }
 
 /// A rule's trigger and filters.

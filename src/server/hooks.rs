@@ -22,7 +22,7 @@ use sha2::Sha256;
 use super::{Busy, ServerError, answer};
 use crate::event::{Event, EventKind, Hook};
 use crate::rules::{RuleSet, Trigger};
-use crate::runtime::Shared;
+use crate::runtime::{Instance, Loaded, Shared};
 use crate::secret::Secret;
 use crate::store::NewEvent;
 
@@ -49,7 +49,7 @@ pub(super) async fn hook(
     let _busy = Busy::enter(&shared);
     let loaded = shared.loaded();
     let now = shared.now().as_second();
-    check_caller(&loaded.rules, &name, &headers, &query, &body, now)?;
+    let targets = callers_instances(&loaded, &name, &headers, &query, &body, now)?;
     let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -70,23 +70,31 @@ pub(super) async fn hook(
         .filter(|(k, _)| k != "secret")
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let event = Event {
-        instance_id: loaded.config.api.instance_id.clone(),
-        kind: EventKind::Hook(Hook {
-            name: name.clone(),
-            body: parsed.clone(),
-            headers: header_map,
-            query: query_map,
-            id: call_id(&headers),
-        }),
-        raw: parsed,
-    };
-    let record = NewEvent::of(&event);
-    let outcomes =
-        crate::pipeline::record_and_process(&shared, vec![record], vec![event], |_| Ok(()))
-            .await
-            .map_err(ServerError::Store)?;
-    let duplicate = outcomes.iter().any(|(_, outcome)| *outcome == "duplicate");
+    let id = call_id(&headers);
+    // One event per instance whose rules listen on this hook.
+    let events: Vec<Event> = targets
+        .iter()
+        .map(|instance| Event {
+            instance_id: instance.config.api.instance_id.clone(),
+            kind: EventKind::Hook(Hook {
+                name: name.clone(),
+                body: parsed.clone(),
+                headers: header_map.clone(),
+                query: query_map.clone(),
+                id: id.clone(),
+            }),
+            raw: parsed.clone(),
+        })
+        .collect();
+    let records = targets
+        .iter()
+        .zip(&events)
+        .map(|(instance, event)| NewEvent::of(&instance.name, event))
+        .collect();
+    let outcomes = crate::pipeline::record_and_process(&shared, records, events, |_| Ok(()))
+        .await
+        .map_err(ServerError::Store)?;
+    let duplicate = outcomes.iter().all(|(_, outcome)| *outcome == "duplicate");
     let outcome = if duplicate { "duplicate" } else { "accepted" };
     metrics::counter!(crate::metrics::EVENTS, "kind" => "webhook", "outcome" => outcome)
         .increment(1);
@@ -114,6 +122,39 @@ fn call_id(headers: &HeaderMap) -> String {
 /// Whether a rule listens on hook `name` and the caller proved it knows
 /// that hook's secret. Every refusal is the same [`ServerError::Unauthorized`];
 /// the log says which it was.
+fn callers_instances(
+    loaded: &Loaded,
+    name: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &[u8],
+    now: i64,
+) -> Result<Vec<Arc<Instance>>, ServerError> {
+    let mut why = "no rule listens on this hook";
+    let mut targets = Vec::new();
+    for instance in &loaded.instances {
+        if !instance
+            .rules
+            .hook_rules(name)
+            .any(|r| r.serves(&instance.name))
+        {
+            continue;
+        }
+        match check_caller(&instance.rules, name, headers, query, body, now) {
+            Ok(()) => targets.push(instance.clone()),
+            Err(reason) => why = reason,
+        }
+    }
+    if targets.is_empty() {
+        tracing::info!(hook = %name, reason = why, "hook call refused: 401");
+        metrics::counter!(crate::metrics::EVENTS, "kind" => "webhook", "outcome" => "unauthorized")
+            .increment(1);
+        return Err(ServerError::Unauthorized);
+    }
+    Ok(targets)
+}
+
+/// Whether the caller proves it knows the secret of the hook in `rules`; why not.
 fn check_caller(
     rules: &RuleSet,
     name: &str,
@@ -121,27 +162,15 @@ fn check_caller(
     query: &HashMap<String, String>,
     body: &[u8],
     now: i64,
-) -> Result<(), ServerError> {
-    let refuse = |why: &str| {
-        tracing::info!(hook = %name, reason = why, "hook call refused: 401");
-        metrics::counter!(crate::metrics::EVENTS, "kind" => "webhook", "outcome" => "unauthorized")
-            .increment(1);
-        Err(ServerError::Unauthorized)
-    };
-    if rules.hook_rules(name).next().is_none() {
-        return refuse("no rule listens on this hook");
-    }
+) -> Result<(), &'static str> {
     let secret = rules.rules.iter().find_map(|r| match &r.trigger {
         Trigger::Webhook(h) if h.hook == name => h.secret.as_ref(),
         _ => None,
     });
     let Some(secret) = secret else {
-        return refuse("the hook's rules name no secret");
+        return Err("the hook's rules name no secret");
     };
-    match authorized(secret, headers, query, body, now) {
-        Ok(()) => Ok(()),
-        Err(why) => refuse(why),
-    }
+    authorized(secret, headers, query, body, now)
 }
 
 /// The signature header or `?secret=`, checked in constant time; why not.

@@ -25,10 +25,12 @@ pub struct Echo {
 }
 
 /// What [`Tx::reconcile_inflight`] did with the rows a stop left in flight.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Reconciled {
     /// Sends whose echo had arrived already: confirmed.
     pub confirmed: usize,
+    /// The instance of each of those.
+    pub confirmed_in: Vec<String>,
     /// Sends that now wait for their echo before they go again.
     pub waiting: usize,
     /// Other rows (and every send when there is no wait): pending again.
@@ -87,6 +89,7 @@ impl Tx<'_> {
                 if let Some(echo) = self.echo_since(&row)? {
                     self.confirm_by_echo(&row, &echo.message_id, now)?;
                     done.confirmed += 1;
+                    done.confirmed_in.push(row.instance.clone());
                 } else {
                     self.wait_for_echo(row.id, now, now + wait_ms)?;
                     done.waiting += 1;

@@ -23,14 +23,11 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// `event`, to be recorded under its own key and instance (`default`
-    /// when the event names none) and processed.
-    pub fn of(event: &crate::event::Event) -> NewEvent {
+    /// `event`, to be recorded under its own key for the instance called
+    /// `instance`, and processed.
+    pub fn of(instance: &str, event: &crate::event::Event) -> NewEvent {
         NewEvent {
-            instance: event
-                .instance_id
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            instance: instance.to_owned(),
             key: event.key(),
             kind: event.kind.trigger().to_owned(),
             event: serde_json::to_string(event).unwrap_or_default(),

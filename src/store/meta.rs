@@ -5,6 +5,14 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{StoreError, Tx};
 
+/// The meta value that says why an instance's sending is paused, if it is.
+pub const SENDING_PAUSED: &str = "sending_paused";
+
+/// The meta key of an instance's own value `name`.
+pub fn instance_key(instance: &str, name: &str) -> String {
+    format!("{instance}:{name}")
+}
+
 impl Tx<'_> {
     /// Reads a meta value.
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -26,23 +34,37 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The last recorded fire of a schedule rule, if its expression is unchanged.
-    pub fn last_fire(&self, rule: &str, expr: &str) -> Result<Option<i64>, StoreError> {
+    /// The last recorded fire of a schedule rule for an instance, if its
+    /// expression is unchanged.
+    pub fn last_fire(
+        &self,
+        instance: &str,
+        rule: &str,
+        expr: &str,
+    ) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT last_fire FROM schedules WHERE rule = ?1 AND expr = ?2")?
-            .query_row(params![rule, expr], |r| r.get(0))
+            .prepare_cached(
+                "SELECT last_fire FROM schedules WHERE instance = ?1 AND rule = ?2 AND expr = ?3",
+            )?
+            .query_row(params![instance, rule, expr], |r| r.get(0))
             .optional()?)
     }
 
-    /// Records a schedule rule's fire.
-    pub fn set_last_fire(&self, rule: &str, expr: &str, at: i64) -> Result<(), StoreError> {
+    /// Records a schedule rule's fire for an instance.
+    pub fn set_last_fire(
+        &self,
+        instance: &str,
+        rule: &str,
+        expr: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO schedules (rule, expr, last_fire) VALUES (?1, ?2, ?3)
-             ON CONFLICT (rule) DO UPDATE SET expr = excluded.expr, last_fire = excluded.last_fire",
+                "INSERT INTO schedules (instance, rule, expr, last_fire) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance, rule) DO UPDATE SET expr = excluded.expr, last_fire = excluded.last_fire",
             )?
-            .execute(params![rule, expr, at])?;
+            .execute(params![instance, rule, expr, at])?;
         Ok(())
     }
 }

@@ -231,7 +231,7 @@ mod tests {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", outbox::claim_sql(1)))
             .unwrap()
-            .query_map([1], |r| r.get::<_, String>(3))
+            .query_map(rusqlite::params![1, "I1"], |r| r.get::<_, String>(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -251,10 +251,10 @@ mod tests {
             Tx::new(&conn)
                 .savepoint(|c| {
                     for limit in [1, 16] {
-                        c.claim_due(now, limit)?;
+                        c.claim_due("I1", now, limit)?;
                     }
-                    c.more_due(now, 1)?;
-                    c.next_due(now)
+                    c.more_due("I1", now, 1)?;
+                    c.next_due("I1", now)
                 })
                 .unwrap();
             control(&conn, "COMMIT").unwrap();
@@ -290,9 +290,10 @@ mod tests {
             )
             .unwrap();
         }
-        assert!(Tx::new(&conn).claim_due(500, 16).unwrap().is_empty());
-        assert_eq!(Tx::new(&conn).next_due(500).unwrap(), Some(1_000));
-        assert!(Tx::new(&conn).more_due(500, 0).unwrap());
+        assert!(Tx::new(&conn).claim_due("I1", 500, 16).unwrap().is_empty());
+        assert_eq!(Tx::new(&conn).next_due("I1", 500).unwrap(), Some(1_000));
+        assert!(Tx::new(&conn).more_due("I1", 500, 0).unwrap());
+        assert_eq!(Tx::new(&conn).next_due("other", 500).unwrap(), None);
     }
 
     #[tokio::test]

@@ -108,10 +108,13 @@ pub(super) fn decode(rows: Vec<(OutboxRow, String)>) -> Result<Vec<OutboxRow>, S
 
 /// The claim query. The limit is written into the SQL, not bound: SQLite
 /// re-prepares a statement on every run when its `LIMIT` is a parameter.
+/// The instance is compared as `+?2` for the same reason: bound plainly,
+/// SQLite re-checks the partial indexes against its value on every run
+/// (the index on `instance` is used all the same).
 pub(super) fn claim_sql(limit: usize) -> String {
     format!(
         "SELECT {OUTBOX_COLUMNS} FROM outbox o INDEXED BY outbox_open
-         WHERE o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.next_at <= ?1
+         WHERE o.instance = +?2 AND o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.next_at <= ?1
            AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.instance = o.instance AND p.chat = o.chat
                            AND p.id < o.id AND p.state IN ('pending', 'inflight') AND p.chat <> '')
          ORDER BY o.id LIMIT {limit}"
@@ -152,11 +155,11 @@ impl Claim {
 }
 
 pub(super) const NEXT_DUE_SQL: &str = "SELECT MIN(next_at) FROM outbox INDEXED BY outbox_open
-    WHERE state IN ('pending', 'inflight') AND state = 'pending' AND next_at > ?1";
+    WHERE instance = +?2 AND state IN ('pending', 'inflight') AND state = 'pending' AND next_at > ?1";
 
 pub(super) const MORE_DUE_SQL: &str =
     "SELECT COUNT(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_open
-    WHERE state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 64)";
+    WHERE instance = +?2 AND state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 64)";
 
 impl Tx<'_> {
     /// Inserts an outbox row unless one with the same key exists; `true` if inserted.
@@ -189,11 +192,16 @@ impl Tx<'_> {
     /// their outcomes are what gets committed (after a crash a row is still
     /// pending, so a send in flight is retried once). `attempts` of a returned
     /// row counts the attempt about to be made.
-    pub fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    pub fn claim_due(
+        &self,
+        instance: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let found = self
             .conn
             .prepare_cached(&claim_sql(limit))?
-            .query_map([now], outbox_row)?
+            .query_map(params![now, instance], outbox_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(decode(found)?
             .into_iter()
@@ -221,21 +229,21 @@ impl Tx<'_> {
     /// When the next pending row that is not due at `now` becomes due, if any.
     /// (Rows due already are either claimable or wait behind their chat's
     /// first row, which is then the one to wait for.)
-    pub fn next_due(&self, now: i64) -> Result<Option<i64>, StoreError> {
+    pub fn next_due(&self, instance: &str, now: i64) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(NEXT_DUE_SQL)?
-            .query_row([now], |r| r.get::<_, Option<i64>>(0))?)
+            .query_row(params![now, instance], |r| r.get::<_, Option<i64>>(0))?)
     }
 
     /// Whether more than `claimed` pending rows are due at `now`, the claimed
     /// ones among them. Counts at most 64 rows, so it stays cheap with a long
     /// queue; `claimed` must be smaller.
-    pub fn more_due(&self, now: i64, claimed: usize) -> Result<bool, StoreError> {
+    pub fn more_due(&self, instance: &str, now: i64, claimed: usize) -> Result<bool, StoreError> {
         let due: i64 = self
             .conn
             .prepare_cached(MORE_DUE_SQL)?
-            .query_row([now], |r| r.get(0))?;
+            .query_row(params![now, instance], |r| r.get(0))?;
         Ok(due as usize > claimed)
     }
 
@@ -308,13 +316,19 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Rows in the given states (all when empty), newest first.
-    pub fn list_outbox(&self, states: &[&str], limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let filter = if states.is_empty() {
-            String::new()
+    /// Rows in the given states (all when empty) of one instance (or all),
+    /// newest first.
+    pub fn list_outbox(
+        &self,
+        instance: Option<&str>,
+        states: &[&str],
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let states = if states.is_empty() {
+            "1".to_owned()
         } else {
             format!(
-                "WHERE state IN ({})",
+                "state IN ({})",
                 states
                     .iter()
                     .map(|s| format!("'{}'", s.replace('\'', "")))
@@ -322,25 +336,33 @@ impl Tx<'_> {
                     .join(",")
             )
         };
-        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox {filter} ORDER BY id DESC LIMIT ?1");
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {states} AND (?2 IS NULL OR instance = ?2) ORDER BY id DESC LIMIT ?1"
+        );
         let rows = self
             .conn
             .prepare(&sql)?
-            .query_map([limit as i64], outbox_row)?
+            .query_map(params![limit as i64, instance], outbox_row)?
             .collect::<Result<Vec<_>, _>>()?;
         decode(rows)
     }
 
-    /// Puts dead (or blocked) rows back in the queue: one by id, or all dead ones.
-    pub fn retry_outbox(&self, id: Option<i64>, now: i64) -> Result<usize, StoreError> {
+    /// Puts dead (or blocked) rows back in the queue: one by id, or all
+    /// dead ones (of one instance, or of all).
+    pub fn retry_outbox(
+        &self,
+        id: Option<i64>,
+        instance: Option<&str>,
+        now: i64,
+    ) -> Result<usize, StoreError> {
         Ok(match id {
             Some(id) => self.conn.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?2, updated_at = ?2 WHERE id = ?1 AND state IN ('dead', 'blocked')",
                 params![id, now],
             )?,
             None => self.conn.execute(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?1, updated_at = ?1 WHERE state = 'dead'",
-                [now],
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?1, updated_at = ?1 WHERE state = 'dead' AND (?2 IS NULL OR instance = ?2)",
+                params![now, instance],
             )?,
         })
     }
@@ -353,16 +375,17 @@ impl Tx<'_> {
         )?)
     }
 
-    /// Sends waiting and dead letters: the outbox gauges (cheap: both counts use an index).
-    pub fn outbox_counts(&self) -> Result<(i64, i64), StoreError> {
+    /// An instance's sends waiting and dead letters: the outbox gauges
+    /// (cheap: both counts use an index).
+    pub fn outbox_counts(&self, instance: &str) -> Result<(i64, i64), StoreError> {
         let depth = self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'inflight')")?
-            .query_row([], |r| r.get(0))?;
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE instance = ?1 AND state IN ('pending', 'inflight')")?
+            .query_row([instance], |r| r.get(0))?;
         let dead = self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'dead'")?
-            .query_row([], |r| r.get(0))?;
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'dead' AND instance = ?1")?
+            .query_row([instance], |r| r.get(0))?;
         Ok((depth, dead))
     }
 }

@@ -33,46 +33,84 @@ pub struct StatusReport {
 }
 
 impl Tx<'_> {
-    /// Gathers the status report.
-    pub fn status_report(&self, now: i64) -> Result<StatusReport, StoreError> {
+    /// Gathers the status report of one instance.
+    pub fn status_report(&self, instance: &str, now: i64) -> Result<StatusReport, StoreError> {
         let count = |sql: &str| -> Result<i64, StoreError> {
-            Ok(self.conn.query_row(sql, [], |r| r.get(0))?)
+            Ok(self.conn.query_row(sql, [instance], |r| r.get(0))?)
         };
         let mut last_errors = Vec::new();
         let mut stmt = self.conn.prepare(
-            "SELECT id, rule, last_error, updated_at FROM outbox WHERE last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 5",
+            "SELECT id, rule, last_error, updated_at FROM outbox WHERE instance = ?1 AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 5",
         )?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))? {
+        for row in stmt.query_map([instance], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })? {
             last_errors.push(row?);
         }
         let mut paused_chats = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT chat, until_at FROM pauses WHERE until_at > ?1 ORDER BY until_at")?;
-        for row in stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let mut stmt = self.conn.prepare(
+            "SELECT chat, until_at FROM pauses WHERE instance = ?1 AND until_at > ?2 ORDER BY until_at",
+        )?;
+        for row in stmt.query_map(rusqlite::params![instance, now], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })? {
             paused_chats.push(row?);
         }
         let mut schedules = Vec::new();
         let mut stmt = self
             .conn
-            .prepare("SELECT rule, last_fire FROM schedules ORDER BY rule")?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            .prepare("SELECT rule, last_fire FROM schedules WHERE instance = ?1 ORDER BY rule")?;
+        for row in stmt.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?)))? {
             schedules.push(row?);
         }
+        let outbox = |state: &str| {
+            count(&format!(
+                "SELECT COUNT(*) FROM outbox WHERE instance = ?1 AND state = '{state}'"
+            ))
+        };
         Ok(StatusReport {
-            events: count("SELECT COUNT(*) FROM inbox")?,
-            inbox_waiting: count("SELECT COUNT(*) FROM inbox WHERE status = 'new'")?,
-            queue_depth: count(
-                "SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'inflight')",
+            events: count("SELECT COUNT(*) FROM inbox WHERE instance = ?1")?,
+            inbox_waiting: count(
+                "SELECT COUNT(*) FROM inbox WHERE instance = ?1 AND status = 'new'",
             )?,
-            dead_letters: count("SELECT COUNT(*) FROM outbox WHERE state = 'dead'")?,
-            sent: count("SELECT COUNT(*) FROM outbox WHERE state = 'sent'")?,
-            dry_run: count("SELECT COUNT(*) FROM outbox WHERE state = 'dry_run'")?,
-            blocked: count("SELECT COUNT(*) FROM outbox WHERE state = 'blocked'")?,
-            sending_paused: self.meta_get("sending_paused")?,
+            queue_depth: count(
+                "SELECT COUNT(*) FROM outbox WHERE instance = ?1 AND state IN ('pending', 'inflight')",
+            )?,
+            dead_letters: outbox("dead")?,
+            sent: outbox("sent")?,
+            dry_run: outbox("dry_run")?,
+            blocked: outbox("blocked")?,
+            sending_paused: self.meta_get(&super::meta::instance_key(
+                instance,
+                super::meta::SENDING_PAUSED,
+            ))?,
             paused_chats,
             last_errors,
             schedules,
         })
+    }
+
+    /// The instances the store holds rows of (events of unknown instances
+    /// aside), in name order: configured or not.
+    pub fn stored_instances(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT instance FROM (SELECT DISTINCT instance FROM inbox UNION SELECT DISTINCT instance FROM outbox)
+             WHERE instance NOT LIKE 'unknown:%' ORDER BY instance",
+        )?;
+        let names = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    }
+
+    /// Events recorded for instances that are not configured, by the id they named.
+    pub fn unknown_instance_events(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT substr(instance, 9), COUNT(*) FROM inbox WHERE instance LIKE 'unknown:%' GROUP BY instance ORDER BY instance",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 }

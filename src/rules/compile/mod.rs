@@ -276,6 +276,7 @@ impl Compiler<'_> {
             }
         }
 
+        let instances = self.instances(&r);
         if self.problems.0.len() > before {
             return;
         }
@@ -291,7 +292,44 @@ impl Compiler<'_> {
             stop: r.stop,
             zone,
             actions,
+            instances,
         });
+    }
+
+    /// `instance:`: known names only; with several instances, schedule and
+    /// webhook rules must name theirs (no event says which number they are for).
+    fn instances(&mut self, r: &RawRule) -> Option<Vec<String>> {
+        let configured: Vec<&str> = self.options.instances.iter().map(String::as_str).collect();
+        let Some(names) = &r.instance else {
+            if configured.len() > 1
+                && matches!(r.on.value, RawTrigger::Schedule | RawTrigger::Webhook)
+            {
+                self.error_at(
+                    &r.on,
+                    format!(
+                        "with several instances, an `on: {}` rule must say which it is for",
+                        r.on.value
+                    ),
+                )
+                .hint = Some(format!(
+                    "add `instance: [NAME, ...]`; configured: {}",
+                    configured.join(", ")
+                ));
+            }
+            return None;
+        };
+        let list: Vec<String> = names.value.0.iter().map(|n| n.trim().to_owned()).collect();
+        if list.is_empty() {
+            self.error_at(names, "`instance:` lists no instance").hint =
+                Some("name at least one, or remove `instance:` for every instance".into());
+        }
+        for name in &list {
+            if !configured.is_empty() && !configured.contains(&name.as_str()) {
+                self.error_at(names, format!("no instance `{name}` is configured"))
+                    .hint = Some(hint_for(name, &configured));
+            }
+        }
+        Some(list)
     }
 
     /// The rule's `timezone:`, or the config's zone.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use minijinja::Value as JValue;
 use serde::Serialize;
 
-use super::{EvalInput, instance};
+use super::EvalInput;
 use crate::event::jid;
 use crate::event::{Event, EventKind, Message, ReplyTarget};
 use crate::rules::RuleSet;
@@ -33,11 +33,7 @@ fn choice_of(rules: &RuleSet, event: &Event, input: &EvalInput) -> Option<String
         return None;
     }
     let (ReplyTarget::Number(to) | ReplyTarget::Group(to)) = m.reply_target();
-    let (menu, at) = input
-        .memory
-        .last_menu(instance(event), &to)
-        .ok()
-        .flatten()?;
+    let (menu, at) = input.memory.last_menu(input.instance, &to).ok().flatten()?;
     if input.now.as_second() - at.as_second() > MENU_LIFETIME {
         return None;
     }

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use minijinja::Value as JValue;
 use serde_json::Value;
 
+use super::EvalInput;
 use super::context::{Base, sender_is, state_holds, type_name};
-use super::{EvalInput, instance};
-use crate::event::{Event, Message};
+use crate::event::Message;
 use crate::rules::MessageFilter;
 use crate::rules::pattern::Pattern;
 use crate::rules::raw::ChatScope;
@@ -17,7 +17,6 @@ use crate::rules::raw::ChatScope;
 pub(super) fn message(
     f: &MessageFilter,
     m: &Message,
-    event: &Event,
     input: &EvalInput,
     base: &Base<'_>,
 ) -> Result<BTreeMap<JValue, JValue>, String> {
@@ -67,7 +66,7 @@ pub(super) fn message(
         // Reads go through a `Recorder`: a failure is kept there, not lost.
         let state = input
             .memory
-            .state(instance(event), &m.chat)
+            .state(input.instance, &m.chat)
             .unwrap_or_default();
         state_matches(&f.state, &state)?;
     }

@@ -35,6 +35,9 @@ pub struct EvalInput<'a> {
     pub memory: &'a dyn Memory,
     /// Message events older than this are not acted on (`ignore_older_than`).
     pub ignore_older_than: Option<Duration>,
+    /// The instance (number) the event is for: rules' `instance:`, and
+    /// the key of state, cooldowns and menus.
+    pub instance: &'a str,
 }
 
 impl<'a> EvalInput<'a> {
@@ -46,6 +49,7 @@ impl<'a> EvalInput<'a> {
             now: self.now,
             memory: &recorder,
             ignore_older_than: self.ignore_older_than,
+            instance: self.instance,
         });
         recorder.finish(value)
     }
@@ -231,10 +235,16 @@ impl RuleSet {
         input: &EvalInput,
         base: &Base<'_>,
     ) -> Result<BTreeMap<JValue, JValue>, String> {
+        if !rule.serves(input.instance) {
+            return Err(format!(
+                "not for instance {} (instance: in the rule)",
+                input.instance
+            ));
+        }
         let mut captures = BTreeMap::new();
         match (&rule.trigger, &event.kind) {
             (Trigger::Message(f), EventKind::Message(m)) => {
-                captures = filter::message(f, m, event, input, base)?;
+                captures = filter::message(f, m, input, base)?;
             }
             (Trigger::Status(f), EventKind::Status(s)) => {
                 if !f.names.is_empty() && !f.names.contains(&s.name) {
@@ -263,7 +273,7 @@ impl RuleSet {
             }
         }
         if let (Some(cooldown), Some(chat)) = (rule.cooldown, chat_of(event))
-            && let Ok(Some(last)) = input.memory.last_fired(instance(event), &rule.name, &chat)
+            && let Ok(Some(last)) = input.memory.last_fired(input.instance, &rule.name, &chat)
         {
             let since =
                 Duration::try_from(input.now.duration_since(last)).unwrap_or(Duration::ZERO);
@@ -357,10 +367,6 @@ pub(super) fn ignore_reason(event: &Event, input: &EvalInput) -> Option<String> 
     None
 }
 
-pub(super) fn instance(event: &Event) -> &str {
-    event.instance_id.as_deref().unwrap_or("default")
-}
-
 /// The chat an event belongs to: the key of state and cooldowns.
 pub fn chat_of(event: &Event) -> Option<String> {
     match &event.kind {
@@ -373,7 +379,7 @@ pub fn chat_of(event: &Event) -> Option<String> {
 
 pub(super) fn state_of(event: &Event, input: &EvalInput) -> BTreeMap<String, Value> {
     chat_of(event)
-        .and_then(|chat| input.memory.state(instance(event), &chat).ok())
+        .and_then(|chat| input.memory.state(input.instance, &chat).ok())
         .unwrap_or_default()
 }
 
