@@ -495,3 +495,43 @@ fn with_several_instances_schedule_rules_must_name_theirs() {
         2 problems found
         ");
 }
+
+/// A store written by the version before instances (schema 4, one number
+/// with the API id `I1`): its rows become the instance `default`'s, and
+/// the single-instance config keeps working on it.
+#[tokio::test]
+async fn a_store_of_the_single_number_version_keeps_its_rows() {
+    let api = api_ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), &api.uri(), port, "");
+    std::fs::copy("tests/fixtures/store-v4.db", dir.path().join("waflow.db")).unwrap();
+    let d = start_in(dir.path(), port).await;
+    let status = status_of(&d);
+    let only = &status["instances"][0];
+    assert_eq!(status["instances"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(only["name"], "default");
+    assert_eq!(only["report"]["sent"], 2, "{status}");
+    assert_eq!(only["report"]["events"], 2, "{status}");
+    assert_eq!(only["report"]["schedules"][0][0], "daily", "{status}");
+    assert!(
+        only["report"]["sending_paused"]
+            .as_str()
+            .unwrap()
+            .starts_with("relogin required"),
+        "{status}"
+    );
+    // The same message again is a duplicate; the number that opted out stays out.
+    let again = message("OLD-M1", "84900000001", "price?");
+    let opted_out = message("NEW-M3", "84900000002", "price?");
+    let fresh = message("NEW-M4", "84900000003", "price?");
+    for body in [again, opted_out, fresh] {
+        assert_eq!(post(&d, &body).await, 200);
+    }
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    let sent = settle(&api, "send").await;
+    let numbers: Vec<&str> = sent.iter().map(|s| s["number"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["84900000003"], "{}", d.log());
+    let status = status_of(&d);
+    assert_eq!(status["instances"][0]["report"]["blocked"], 1, "{status}");
+}
