@@ -349,6 +349,89 @@ async fn a_reload_adds_an_instance_without_a_restart() {
         )],
         "the event before the reload was for an unknown instance: ignored"
     );
+    // Removing an instance keeps its rows: `status` still shows them.
+    post(&d, &message_to("SALES1", "N3", "84900000013", "price")).await;
+    wait_for_sends(&b, "send", 1, Duration::from_secs(10)).await;
+    let text = std::fs::read_to_string(dir.path().join("waflow.yaml")).unwrap();
+    let without_sales = text.replace(
+        &format!("  sales:\n    instance_id: SALES1\n    access_token: tok-sales\n    base_url: {}/api\n", b.uri()),
+        "",
+    );
+    assert_ne!(text, without_sales);
+    std::fs::write(dir.path().join("waflow.yaml"), without_sales).unwrap();
+    let status = status_when(&d, |s| {
+        s["instances"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|i| i["name"] == "sales" && i["configured"] == false)
+        })
+    })
+    .await;
+    let sales = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "sales")
+        .cloned();
+    assert!(sales.is_some_and(|s| s["configured"] == false), "{status}");
+}
+
+#[tokio::test]
+async fn an_instance_webhook_secret_admits_only_its_own_events() {
+    let a = api_for(&["tok-shop", "tok-support"]).await;
+    let b = api_for(&["tok-sales"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_instances(dir.path(), &a.uri(), &b.uri(), port, "");
+    edit_config(
+        dir.path(),
+        "    vars: { shop: Shop }\n",
+        "    vars: { shop: Shop }\n    webhook_secret: shop-only\n",
+    );
+    let d = start_in(dir.path(), port).await;
+    let post_to = |secret: &'static str, body: Value| {
+        let url = d.url(&format!("/webhook/{secret}"));
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        post_to(
+            "shop-only",
+            message_to("SUP1", "W1", "84900000041", "price")
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post_to(
+            "shop-only",
+            message_to("SHOP1", "W2", "84900000042", "price")
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post_to("wrong", message_to("SHOP1", "W3", "84900000043", "price")).await,
+        404
+    );
+    wait_for_sends(&a, "send", 1, Duration::from_secs(10)).await;
+    settle(&a, "send").await;
+    assert_eq!(
+        sends_by_token(&a).await,
+        [(
+            "tok-shop".into(),
+            "84900000042".into(),
+            "Prices of Shop".into()
+        )],
+        "support's event on shop's URL is recorded and ignored"
+    );
 }
 
 #[tokio::test]
