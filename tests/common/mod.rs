@@ -3,6 +3,8 @@
 //! for sends. Each test binary uses a part of it.
 #![allow(dead_code)]
 
+pub mod numbers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
