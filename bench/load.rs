@@ -14,6 +14,7 @@
 //! the server's own `/proc` times.
 
 mod pin;
+mod scale;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +61,11 @@ async fn main() {
 
     let mock = Mock::start().await;
     println!("mock API on {}", mock.addr);
+    // BENCH_INSTANCES=1,10,100: the scale benchmark instead (several numbers).
+    if let Ok(counts) = std::env::var("BENCH_INSTANCES") {
+        scale::run(&waflow, &mock, &counts, pinned).await;
+        return;
+    }
 
     // BENCH_TARGETS=waflow runs one side only (e.g. under a profiler).
     let targets: String = env_or("BENCH_TARGETS", "baseline,waflow".to_owned());
@@ -233,21 +239,13 @@ fn tempfile_dir(name: &str) -> PathBuf {
 }
 
 fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr, pinned: bool) -> Child {
-    std::fs::write(
-        dir.join("waflow.yaml"),
-        format!(
-            "api:\n  base_url: http://{api}/api\n  instance_id: BENCH\n  access_token: bench-token\n  timeout: 5s\n\
-             server:\n  listen: 127.0.0.1:{port}\n  webhook_secret: {SECRET}\n\
-             store: waflow.db\nrules: rules\nignore_older_than: 1d\n\
-             pacing:\n  min_interval: 0s\n  per_chat: 1000/min\n  typing_delay: 0s\n"
-        ),
-    )
-    .expect("config");
-    std::fs::write(
-        dir.join("rules/faq.yaml"),
-        "rules:\n  - name: prices\n    on: message\n    match: { text: '(?i)\\b(price|how much)\\b' }\n    actions:\n      - reply: \"Our prices: https://shop.example.com/prices\"\n",
-    )
-    .expect("rules");
+    let token = "  instance_id: BENCH\n  access_token: bench-token\n";
+    write_daemon_files(dir, api, port, token, "");
+    spawn_waflow(bin, dir, pinned)
+}
+
+/// `waflow run` in `dir`, on its config there.
+fn spawn_waflow(bin: &Path, dir: &Path, pinned: bool) -> Child {
     pin::command(bin, pinned)
         .current_dir(dir)
         .env("RUST_LOG", "waflow=warn")
@@ -256,6 +254,26 @@ fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr, pinned: bool
         .stderr(Stdio::null())
         .spawn()
         .expect("waflow")
+}
+
+/// The daemon's config (`api_keys` added to `api:`, `tail` at the end) and
+/// its one rule, in `dir`.
+fn write_daemon_files(dir: &Path, api: SocketAddr, port: u16, api_keys: &str, tail: &str) {
+    std::fs::write(
+        dir.join("waflow.yaml"),
+        format!(
+            "api:\n  base_url: http://{api}/api\n{api_keys}  timeout: 5s\n\
+             server:\n  listen: 127.0.0.1:{port}\n  webhook_secret: {SECRET}\n\
+             store: waflow.db\nrules: rules\nignore_older_than: 1d\n\
+             pacing:\n  min_interval: 0s\n  per_chat: 1000/min\n  typing_delay: 0s\n{tail}"
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join("rules/faq.yaml"),
+        "rules:\n  - name: prices\n    on: message\n    match: { text: '(?i)\\b(price|how much)\\b' }\n    actions:\n      - reply: \"Our prices: https://shop.example.com/prices\"\n",
+    )
+    .expect("rules");
 }
 
 async fn wait_up(port: u16) {
@@ -272,10 +290,22 @@ async fn wait_up(port: u16) {
     panic!("server on {port} did not start");
 }
 
+/// How many instances the events are spread over (the scale benchmark);
+/// 0: the single instance `BENCH`.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// The instance id of event `n`.
+fn instance_of(n: usize) -> String {
+    match INSTANCES.load(Ordering::Relaxed) {
+        0 => "BENCH".to_owned(),
+        count => format!("BENCH{}", n as u64 % count),
+    }
+}
+
 /// A realistic webhook body: stock envelope, one incoming text, unique id and sender.
 fn payload(n: usize) -> Vec<u8> {
     json!({
-        "instance_id": "BENCH",
+        "instance_id": instance_of(n),
         "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
             "key": { "remoteJid": format!("8490{:07}@s.whatsapp.net", n % 10_000_000), "fromMe": false, "id": format!("3EB0BENCH{n:012}") },
             "messageTimestamp": jiff::Timestamp::now().as_second(),

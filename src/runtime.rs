@@ -59,7 +59,7 @@ impl Loaded {
         let names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
         let mut compiled: HashMap<String, Result<Arc<RuleSet>, Diagnostics>> = HashMap::new();
         let mut problems = Diagnostics::default();
-        let mut instances = Vec::new();
+        let mut instances: Vec<Arc<Instance>> = Vec::new();
         for instance in &config.instances {
             let view = config.view(instance);
             let mut options = LoadOptions::from_config(&view);
@@ -82,7 +82,10 @@ impl Loaded {
                     fresh
                 }
             };
-            let api = ApiClient::new(&view.api);
+            let api = match instances.first() {
+                Some(first) => first.api.sibling(&view.api),
+                None => ApiClient::new(&view.api),
+            };
             match (rules, api) {
                 (Ok(rules), Ok(api)) => instances.push(Arc::new(Instance {
                     name: instance.name.clone(),

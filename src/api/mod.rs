@@ -78,6 +78,23 @@ impl ApiClient {
         })
     }
 
+    /// A client for another instance that shares this one's connection
+    /// pool (many numbers on one host need one pool, not one each); a
+    /// different timeout needs a client of its own.
+    pub fn sibling(&self, config: &ApiConfig) -> Result<Self, ApiError> {
+        if config.timeout != self.timeout {
+            return ApiClient::new(config);
+        }
+        Ok(ApiClient {
+            http: self.http.clone(),
+            base_url: config.base_url.clone(),
+            instance_id: config.instance_id.clone(),
+            token: config.access_token.clone(),
+            method: config.method,
+            timeout: config.timeout,
+        })
+    }
+
     /// The HTTP shape of `request` with the token shown as `***`: what `simulate` prints.
     pub fn describe(&self, request: &ApiRequest) -> DescribedCall {
         let call = request.to_call(self.method, self.instance_id.as_deref());

@@ -53,6 +53,8 @@ const FOLLOW: Duration = Duration::from_millis(500);
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut workers: HashMap<String, (CancellationToken, tokio::task::JoinHandle<()>)> =
         HashMap::new();
+    // One client of `http:` actions for all numbers: one pool, one resolver.
+    let http = http::client(&shared);
     loop {
         let loaded = shared.loaded();
         workers.retain(|name, (stop, _)| {
@@ -66,8 +68,12 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         for instance in &loaded.instances {
             if !workers.contains_key(&instance.name) {
                 let stop = cancel.child_token();
-                let task =
-                    tokio::spawn(worker(shared.clone(), instance.name.clone(), stop.clone()));
+                let task = tokio::spawn(worker(
+                    shared.clone(),
+                    instance.name.clone(),
+                    stop.clone(),
+                    http.clone(),
+                ));
                 workers.insert(instance.name.clone(), (stop, task));
             }
         }
@@ -84,7 +90,12 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
 }
 
 /// One instance's worker: one send in flight for its number.
-async fn worker(shared: Arc<Shared>, instance: String, cancel: CancellationToken) {
+async fn worker(
+    shared: Arc<Shared>,
+    instance: String,
+    cancel: CancellationToken,
+    http: reqwest::Client,
+) {
     let key = breaker_key(&instance);
     let breaker = shared
         .store
@@ -94,7 +105,6 @@ async fn worker(shared: Arc<Shared>, instance: String, cancel: CancellationToken
         .flatten()
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
-    let http = http::client(&shared);
     let mut worker = Worker {
         wake: shared.sender_wake(&instance),
         shared,
