@@ -5,6 +5,7 @@
 # BENCH_TARGETS (default baseline,waflow; one of them alone for profiling),
 # BENCH_ROUNDS (rounds of both sides, default 3; the verdict takes the median),
 # BENCH_PIN (default 1: each server alone on core 1, the load on core 0; 0 = shared cores).
+# BENCH_INSTANCES=1,10,100: instead, the scale benchmark (one daemon serving that many numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bin waflow --example load

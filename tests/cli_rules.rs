@@ -37,6 +37,29 @@ fn check_passes_on_the_example_config_and_rules() {
 }
 
 #[test]
+fn the_two_number_example_checks_and_its_rule_tests_pass() {
+    let config = "examples/two-numbers/waflow.yaml";
+    let o = waflow(&root(), &["-c", config, "check"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("  sales: 3 rules"), "{out}");
+    assert!(
+        out.contains("dry-run: no access_token is set for instance support"),
+        "{out}"
+    );
+    let o = waflow(
+        &root(),
+        &["-c", config, "test", "examples/two-numbers/tests"],
+    );
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("4 passed, 0 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
 fn check_reports_every_problem_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("waflow.yaml"), "rules: rules\n").unwrap();

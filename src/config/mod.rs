@@ -384,11 +384,15 @@ impl Config {
     }
 
     /// Why the config is in dry-run, for the loud start-up notice; `None` when live.
-    pub fn dry_run_reason(&self) -> Option<&'static str> {
+    /// In a [`Config::view`] of a named instance, its own token is meant.
+    pub fn dry_run_reason(&self) -> Option<String> {
         if self.api.access_token.is_none() {
-            Some("no api.access_token is set (WAFLOW_ACCESS_TOKEN)")
+            Some(match self.name() {
+                DEFAULT_INSTANCE => "no api.access_token is set (WAFLOW_ACCESS_TOKEN)".to_owned(),
+                name => format!("no access_token is set for instance {name}"),
+            })
         } else if self.dry_run {
-            Some("dry_run is on")
+            Some("dry_run is on".to_owned())
         } else {
             None
         }
@@ -417,7 +421,7 @@ mod tests {
         assert_eq!(c.api.base_url.as_str(), "https://wonotify.com/api");
         assert!(c.dry_run);
         assert_eq!(
-            c.dry_run_reason(),
+            c.dry_run_reason().as_deref(),
             Some("no api.access_token is set (WAFLOW_ACCESS_TOKEN)")
         );
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8787");

@@ -51,10 +51,13 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     let loaded = Loaded::load(&config_path, force_dry_run).map_err(|d| anyhow::anyhow!("{d}"))?;
     let config = loaded.config.clone();
     crate::metrics::install();
-    if let Some(reason) = config.dry_run_reason() {
-        tracing::warn!(
-            "DRY-RUN: {reason}. Every planned send is recorded and logged; nothing is sent."
-        );
+    for instance in &loaded.instances {
+        if let Some(reason) = instance.config.dry_run_reason() {
+            tracing::warn!(
+                instance = %instance.name,
+                "DRY-RUN: {reason}. Every planned send is recorded and logged; nothing is sent."
+            );
+        }
     }
     let store = Store::open(&config.store).context("cannot open the store")?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
