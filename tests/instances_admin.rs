@@ -314,3 +314,36 @@ async fn a_store_of_the_single_number_version_keeps_its_rows() {
     let status = status_of(&d);
     assert_eq!(status["instances"][0]["report"]["blocked"], 1, "{status}");
 }
+
+#[tokio::test]
+async fn a_hook_call_runs_once_for_each_instance_its_rule_names() {
+    let a = api_for(&["tok-shop", "tok-support"]).await;
+    let b = api_for(&["tok-sales"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_instances(dir.path(), &a.uri(), &b.uri(), port, "");
+    std::fs::write(
+        dir.path().join("rules/rules.yaml"),
+        format!(
+            "rules:\n  - name: shipped\n    on: webhook\n    hook: shop\n    secret: {HOOK_SECRET}\n    instance: [shop, support]\n    actions:\n      - send: {{ to: \"{{{{ body.phone }}}}\", text: \"Order {{{{ body.id }}}} shipped\", allow_cold: true }}\n"
+        ),
+    )
+    .unwrap();
+    let d = start_in(dir.path(), port).await;
+    let body = r#"{"id": "A-7", "phone": "84900000051"}"#;
+    assert_eq!(post_hook(&d, "shop", body).await, 202);
+    wait_for_sends(&a, "send", 2, Duration::from_secs(10)).await;
+    settle(&a, "send").await;
+    let order = |token: &str| {
+        (
+            token.to_owned(),
+            "84900000051".to_owned(),
+            "Order A-7 shipped".to_owned(),
+        )
+    };
+    assert_eq!(
+        sends_by_token(&a).await,
+        [order("tok-shop"), order("tok-support")]
+    );
+    assert!(sends_by_token(&b).await.is_empty());
+}
