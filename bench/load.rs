@@ -107,10 +107,7 @@ async fn main() {
             // All the work of every event, its send included, until the last send arrived.
             let cpu1 = cpu_seconds(pid);
             let rss = peak_rss_kib(pid);
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-            let _ = child.wait();
+            stop(&mut child);
             results.push(Report {
                 name: target,
                 events_per_sec: full.ok as f64 / full.elapsed.as_secs_f64(),
@@ -242,6 +239,14 @@ fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr, pinned: bool
     let token = "  instance_id: BENCH\n  access_token: bench-token\n";
     write_daemon_files(dir, api, port, token, "");
     spawn_waflow(bin, dir, pinned)
+}
+
+/// Stops a server with SIGTERM and waits for it.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
 
 /// `waflow run` in `dir`, on its config there.

@@ -5,13 +5,12 @@
 //! count's CPU per event to one instance's (target ≤ 1.2; RSS < 100 MiB).
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{
     INSTANCES, Mock, cpu_seconds, drive_full, drive_rate, env_or, free_port, peak_rss_kib,
-    spawn_waflow, tempfile_dir, wait_up, write_daemon_files,
+    spawn_waflow, stop, tempfile_dir, wait_up, write_daemon_files,
 };
 
 /// One count's figures.
@@ -52,10 +51,7 @@ pub async fn run(waflow: &Path, mock: &Mock, counts: &str, pinned: bool) {
         let (received, duplicates) = mock.wait_for(expected, Duration::from_secs(120)).await;
         let cpu1 = cpu_seconds(pid);
         let rss = peak_rss_kib(pid);
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        let _ = child.wait();
+        stop(&mut child);
         let _ = std::fs::remove_dir_all(&dir);
         let scale = Scale {
             instances: count,

@@ -77,12 +77,7 @@ async fn each_event_is_answered_by_its_own_number_only() {
         .collect();
     assert_eq!(names, ["sales", "shop", "support"]);
     assert_eq!(status["unknown_instances"], json!([["NOBODY9", 1]]));
-    let ready: Value = reqwest::get(d.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&d).await;
     assert_eq!(ready["instances"]["shop"]["sending"], "ok", "{ready}");
 }
 
@@ -99,17 +94,7 @@ async fn a_rate_limit_pauses_that_number_while_the_others_answer() {
         .await;
     let b = api_for(&["tok-sales"]).await;
     let (d, _dir) = start_three(&a, &b).await;
-    for i in 0..3 {
-        for (instance, n) in [("SHOP1", 1), ("SUP1", 2), ("SALES1", 3)] {
-            let body = message_to(
-                instance,
-                &format!("R{instance}{i}"),
-                &format!("8490000{n}00{i}"),
-                "price",
-            );
-            assert_eq!(post(&d, &body).await, 200);
-        }
-    }
+    post_to_each(&d, "R", 3).await;
     wait_for_sends(&b, "send", 3, Duration::from_secs(10)).await;
     let mut support = Vec::new();
     for _ in 0..200 {
@@ -159,17 +144,7 @@ async fn a_logged_out_number_pauses_only_itself() {
         .await;
     let b = api_for(&["tok-sales"]).await;
     let (d, _dir) = start_three(&a, &b).await;
-    for i in 0..2 {
-        for (instance, n) in [("SHOP1", 1), ("SUP1", 2), ("SALES1", 3)] {
-            let body = message_to(
-                instance,
-                &format!("L{instance}{i}"),
-                &format!("8490000{n}00{i}"),
-                "price",
-            );
-            assert_eq!(post(&d, &body).await, 200);
-        }
-    }
+    post_to_each(&d, "L", 2).await;
     wait_for_sends(&b, "send", 2, Duration::from_secs(10)).await;
     wait_for_sends(&a, "send", 3, Duration::from_secs(10)).await;
     let settled = settle(&a, "send").await;
@@ -187,12 +162,7 @@ async fn a_logged_out_number_pauses_only_itself() {
         1,
         "a logged-out number waits for its probe (30 s): {tokens:?}"
     );
-    let ready: Value = reqwest::get(d.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&d).await;
     let sending = |name: &str| {
         ready["instances"][name]["sending"]
             .as_str()
@@ -241,4 +211,25 @@ async fn an_opt_out_to_one_number_does_not_silence_the_others() {
         .unwrap();
     let list: Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(list["opt_outs"][0]["instance"], "shop", "{list}");
+}
+
+/// `rounds` price questions to each of the three numbers, from a sender of its own.
+async fn post_to_each(d: &Daemon, prefix: &str, rounds: usize) {
+    for i in 0..rounds {
+        for (instance, n) in [("SHOP1", 1), ("SUP1", 2), ("SALES1", 3)] {
+            let id = format!("{prefix}{instance}{i}");
+            let body = message_to(instance, &id, &format!("8490000{n}00{i}"), "price");
+            assert_eq!(post(d, &body).await, 200);
+        }
+    }
+}
+
+/// The daemon's `/readyz` answer.
+async fn readyz(d: &Daemon) -> Value {
+    reqwest::get(d.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -192,11 +192,9 @@ async fn commands_choose_their_instance() {
 async fn rules_serve_the_instances_they_name_and_schedules_fire_once_for_each() {
     let a = api_for(&["tok-shop", "tok-support"]).await;
     let b = api_for(&["tok-sales"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_instances(dir.path(), &a.uri(), &b.uri(), port, "");
-    std::fs::write(
-        dir.path().join("rules/rules.yaml"),
+    let (d, dir) = start_three_with(
+        &a,
+        &b,
         r#"rules:
   - name: shop-only
     on: message
@@ -211,8 +209,7 @@ async fn rules_serve_the_instances_they_name_and_schedules_fire_once_for_each() 
       - send: { to: "84900000099", text: "tick {{ now.iso }}", allow_cold: true, allow_repeat: true }
 "#,
     )
-    .unwrap();
-    let d = start_in(dir.path(), port).await;
+    .await;
     post(&d, &message_to("SHOP1", "S1", "84900000031", "hi")).await;
     post(&d, &message_to("SALES1", "S2", "84900000032", "hi")).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -319,17 +316,10 @@ async fn a_store_of_the_single_number_version_keeps_its_rows() {
 async fn a_hook_call_runs_once_for_each_instance_its_rule_names() {
     let a = api_for(&["tok-shop", "tok-support"]).await;
     let b = api_for(&["tok-sales"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_instances(dir.path(), &a.uri(), &b.uri(), port, "");
-    std::fs::write(
-        dir.path().join("rules/rules.yaml"),
-        format!(
-            "rules:\n  - name: shipped\n    on: webhook\n    hook: shop\n    secret: {HOOK_SECRET}\n    instance: [shop, support]\n    actions:\n      - send: {{ to: \"{{{{ body.phone }}}}\", text: \"Order {{{{ body.id }}}} shipped\", allow_cold: true }}\n"
-        ),
-    )
-    .unwrap();
-    let d = start_in(dir.path(), port).await;
+    let rules = format!(
+        "rules:\n  - name: shipped\n    on: webhook\n    hook: shop\n    secret: {HOOK_SECRET}\n    instance: [shop, support]\n    actions:\n      - send: {{ to: \"{{{{ body.phone }}}}\", text: \"Order {{{{ body.id }}}} shipped\", allow_cold: true }}\n"
+    );
+    let (d, _dir) = start_three_with(&a, &b, &rules).await;
     let body = r#"{"id": "A-7", "phone": "84900000051"}"#;
     assert_eq!(post_hook(&d, "shop", body).await, 202);
     wait_for_sends(&a, "send", 2, Duration::from_secs(10)).await;

@@ -74,16 +74,7 @@ pub(super) async fn perform_http(
                 status,
                 message: None,
             };
-            let mut none = None;
-            failed(
-                shared,
-                &instance.name,
-                row,
-                &err,
-                &mut none,
-                &instance.config.retry,
-            )
-            .await;
+            failed_call(shared, instance, row, &err).await;
         }
         Err(e) if refused_by_resolver(&e) => {
             refuse(shared, row, crate::api::describe_reqwest_error(&e)).await
@@ -93,18 +84,23 @@ pub(super) async fn perform_http(
                 endpoint: "http",
                 detail: e.without_url().to_string(),
             };
-            let mut none = None;
-            failed(
-                shared,
-                &instance.name,
-                row,
-                &err,
-                &mut none,
-                &instance.config.retry,
-            )
-            .await;
+            failed_call(shared, instance, row, &err).await;
         }
     }
+}
+
+/// A failed call of an `http` action: retried like a send, never pausing the number.
+async fn failed_call(shared: &Shared, instance: &Instance, row: &OutboxRow, err: &ApiError) {
+    let mut no_pause = None;
+    failed(
+        shared,
+        &instance.name,
+        row,
+        err,
+        &mut no_pause,
+        &instance.config.retry,
+    )
+    .await;
 }
 
 /// The request of an `http` action.

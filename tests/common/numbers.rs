@@ -77,8 +77,18 @@ pub async fn sends_by_token(api: &MockServer) -> Vec<(String, String, String)> {
 }
 
 pub async fn start_three(a: &MockServer, b: &MockServer) -> (Daemon, tempfile::TempDir) {
+    start_three_with(a, b, RULES_ALL).await
+}
+
+/// The three numbers with `rules` as their one rule file.
+pub async fn start_three_with(
+    a: &MockServer,
+    b: &MockServer,
+    rules: &str,
+) -> (Daemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     write_instances(dir.path(), &a.uri(), &b.uri(), port, "");
+    std::fs::write(dir.path().join("rules/rules.yaml"), rules).unwrap();
     (start_in(dir.path(), port).await, dir)
 }
