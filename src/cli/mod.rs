@@ -7,8 +7,10 @@
 
 mod check;
 mod cron;
+mod init;
 mod instance;
 pub mod log;
+mod manual;
 mod output;
 mod run;
 pub mod schema;
@@ -29,9 +31,12 @@ use crate::rules::{LoadOptions, RuleSet};
 
 pub use output::Output;
 
+/// The version and the commit it was built from (`waflow --version`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WAFLOW_COMMIT"), ")");
+
 /// waflow: workflow automation for the hosted WhatsApp Web API.
 #[derive(Debug, Parser)]
-#[command(name = "waflow", version, about, propagate_version = true)]
+#[command(name = "waflow", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// The config file [default: $WAFLOW_CONFIG, then ./waflow.yaml, then examples/waflow.yaml]
     #[arg(short, long, global = true, env = "WAFLOW_CONFIG", value_name = "FILE")]
@@ -70,6 +75,8 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first config and starter rules with their tests into a folder
+    Init(init::InitArgs),
     /// Run the daemon: webhook listener, rules, outbox
     Run(run::RunArgs),
     /// Show the daemon's state: queue, dead letters, pauses, last errors
@@ -105,6 +112,14 @@ pub enum Command {
     /// Point the API's webhook at this daemon
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
+    /// Print shell completions (bash, zsh, fish)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: manual::Shell,
+    },
+    /// Print the man page (roff): waflow man > waflow.1
+    Man,
 }
 
 /// A failed command, sorted by exit code.
@@ -151,6 +166,9 @@ pub async fn main(cli: Cli) -> ExitCode {
 
 async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
     match &cli.command {
+        Command::Init(args) => init::run(args, out),
+        Command::Completions { shell } => manual::completions(*shell),
+        Command::Man => manual::man(),
         Command::Run(args) => run::run(cli, args).await,
         Command::Status => status::status(cli, out),
         Command::Outbox(cmd) => status::outbox(cli, cmd, out),
