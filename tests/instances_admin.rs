@@ -281,7 +281,11 @@ async fn a_store_of_the_single_number_version_keeps_its_rows() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     write_config(dir.path(), &api.uri(), port, "");
-    std::fs::copy("tests/fixtures/store-v4.sqlite", dir.path().join("waflow.db")).unwrap();
+    std::fs::copy(
+        "tests/fixtures/store-v4.sqlite",
+        dir.path().join("waflow.db"),
+    )
+    .unwrap();
     let d = start_in(dir.path(), port).await;
     let status = status_of(&d);
     let only = &status["instances"][0];
