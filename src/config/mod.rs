@@ -188,7 +188,7 @@ impl Default for Pacing {
 pub enum ConfigError {
     /// No file was given and none was found where one is looked for.
     #[error(
-        "no config file: pass -c FILE, set WAFLOW_CONFIG, or create ./{DEFAULT_FILE} (start from {EXAMPLE_FILE})"
+        "no config file: pass -c FILE, set WAFLOW_CONFIG, or write ./{DEFAULT_FILE} and starter rules here with `waflow init`"
     )]
     NotFound,
     /// The file was found but has problems.
