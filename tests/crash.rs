@@ -331,3 +331,38 @@ async fn measure_repeats_over_fifteen_kills() {
         assert!(run.repeats <= 15);
     }
 }
+
+/// The next row is claimed and marked in flight in the commit that confirms
+/// a send. A clean stop that leaves such a row unsent puts it back to
+/// pending: the restart sends it at once, not after waiting for an echo of
+/// a send that never left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_leaves_no_row_waiting_for_an_echo() {
+    let api = api_ok().await;
+    let (mut d, dir) = start(&api, "").await;
+    edit_config(dir.path(), "min_interval: 0s", "min_interval: 2s");
+    d.stop();
+    let mut d = start_in(dir.path(), d.port).await;
+    for (i, number) in ["84933313001", "84933313002", "84933313003"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            post(&d, &message(&format!("STOP{i}"), number, "price")).await,
+            200
+        );
+    }
+    wait_for_sends(&api, "send", 1, Duration::from_secs(10)).await;
+    d.stop();
+    let before = sends(&api, "send").await.len();
+    assert!(
+        before < 3,
+        "all sent before the stop: the test proves nothing"
+    );
+    let d = start_in(dir.path(), d.port).await;
+    // Well within echo_wait (15 s): the rest goes at the pace of min_interval.
+    let got = wait_for_sends(&api, "send", 3, Duration::from_secs(8)).await;
+    assert_eq!(got.len(), 3, "{}", d.log());
+    assert!(!d.log().contains("waiting_for_echo"), "{}", d.log());
+    assert_eq!(settle(&api, "send").await.len(), 3);
+}

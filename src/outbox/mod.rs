@@ -116,6 +116,7 @@ async fn worker(
         breaker,
         http,
         http_slots: Arc::new(tokio::sync::Semaphore::new(http::CONCURRENT)),
+        preclaimed: None,
     };
     worker.run().await;
 }
@@ -154,6 +155,8 @@ struct Worker {
     http: reqwest::Client,
     /// `http:` actions run beside the sends, this many at once.
     http_slots: Arc<tokio::sync::Semaphore>,
+    /// The next claim, made in the commit that confirmed the last send.
+    preclaimed: Option<claim::Batch>,
 }
 
 /// What became of one claimed row.
@@ -189,17 +192,22 @@ impl Worker {
                 self.wait(IDLE).await;
                 continue;
             }
-            if !ready {
-                self.wait_for_work(next_due).await;
-            }
-            let claim = self.claim(instance.clone());
-            let batch = match self.shared.store.call_lazy(claim).await {
-                Ok(batch) => batch,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot read the outbox");
-                    self.wait(IDLE).await;
-                    ready = true;
-                    continue;
+            let batch = match self.preclaimed.take() {
+                Some(batch) => batch,
+                None => {
+                    if !ready {
+                        self.wait_for_work(next_due).await;
+                    }
+                    let claim = self.claim(instance.clone());
+                    match self.shared.store.call_lazy(claim).await {
+                        Ok(batch) => batch,
+                        Err(err) => {
+                            tracing::error!(error = %err, "cannot read the outbox");
+                            self.wait(IDLE).await;
+                            ready = true;
+                            continue;
+                        }
+                    }
                 }
             };
             (ready, next_due) = (batch.more, batch.next_due);
@@ -215,6 +223,20 @@ impl Worker {
             // The confirmation is committed before the next claim: one send
             // in flight, so a crash can repeat at most that one.
             self.settle(&instance, &claim.row, outcome).await;
+        }
+        self.unmark_preclaimed().await;
+    }
+
+    /// A row claimed and marked with the last confirmation that will not be
+    /// sent now (the worker stops): pending again, so a restart sends it at
+    /// once instead of waiting for an echo of a send that never left.
+    async fn unmark_preclaimed(&mut self) {
+        let Some(claim) = self.preclaimed.take().and_then(|b| b.claim) else {
+            return;
+        };
+        if claim.marked {
+            let (id, now) = (claim.row.id, self.shared.now().as_millisecond());
+            record(&self.shared, "unmark", move |c| c.unmark_inflight(id, now)).await;
         }
     }
 
@@ -294,14 +316,7 @@ impl Worker {
                 self.breaker.sent();
                 metrics::gauge!(crate::metrics::SENDING_PAUSED, "instance" => name.clone())
                     .set(0.0);
-                let row = row.clone();
-                let at = self.shared.now().as_millisecond();
-                let paused = paused_key(&name);
-                record(&self.shared, "confirm", move |c| {
-                    c.mark_sent(&row, message_id.as_deref(), at)?;
-                    c.meta_set(&paused, None)
-                })
-                .await;
+                self.confirm(instance, row, message_id).await;
             }
             Outcome::Failed(err) => {
                 self.last_send = Some(Instant::now());
@@ -323,6 +338,38 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Commits a confirmed send. With `echo_wait` on, the same commit claims
+    /// the next row and marks it in flight (the mark a send needs before
+    /// it leaves): one commit per send instead of two, and still nothing
+    /// leaves before the confirmation before it is durable.
+    async fn confirm(&mut self, instance: &Instance, row: &OutboxRow, message_id: Option<String>) {
+        let (row, at) = (row.clone(), self.shared.now().as_millisecond());
+        let paused = paused_key(&self.instance);
+        let confirm = move |c: &crate::store::Tx| {
+            c.mark_sent(&row, message_id.as_deref(), at)?;
+            c.meta_set(&paused, None)
+        };
+        if instance.config.retry.echo_wait.is_zero() {
+            record(&self.shared, "confirm", confirm).await;
+            return;
+        }
+        let (shared, current) = (
+            self.shared.clone(),
+            self.shared.loaded().instance(&self.instance).cloned(),
+        );
+        let Some(current) = current else {
+            record(&self.shared, "confirm", confirm).await;
+            return;
+        };
+        self.preclaimed = record_with(&self.shared, "confirm", move |c| {
+            confirm(c)?;
+            claim::claim_next(c, &shared, &current, true)
+        })
+        .await;
+    }
+}
+
 /// The first wait before a failed outcome write is tried again; it doubles
 /// up to [`RECORD_MAX_WAIT`].
 const RECORD_WAIT: Duration = Duration::from_millis(100);
@@ -338,17 +385,28 @@ async fn record<F>(shared: &Shared, op: &'static str, f: F)
 where
     F: Fn(&crate::store::Tx) -> Result<(), crate::store::StoreError> + Clone + Send + 'static,
 {
+    record_with(shared, op, f).await;
+}
+
+/// [`record`] for work that answers something: the answer once committed,
+/// `None` when the daemon stopped first.
+async fn record_with<F, T>(shared: &Shared, op: &'static str, f: F) -> Option<T>
+where
+    F: Fn(&crate::store::Tx) -> Result<T, crate::store::StoreError> + Clone + Send + 'static,
+    T: Send + 'static,
+{
     let mut wait = RECORD_WAIT;
     loop {
-        let Err(err) = shared.store.call(f.clone()).await else {
-            return;
+        let err = match shared.store.call(f.clone()).await {
+            Ok(answer) => return Some(answer),
+            Err(err) => err,
         };
         store_failed(op, &err);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.shutdown.cancelled() => {
                 tracing::error!(op, "stopping with an outcome the store could not record: that row may be sent again after the restart");
-                return;
+                return None;
             }
         }
         wait = (wait * 2).min(RECORD_MAX_WAIT);

@@ -75,7 +75,7 @@ impl Worker {
             return Outcome::Done;
         }
         self.pace(config).await;
-        if !config.retry.echo_wait.is_zero() {
+        if !config.retry.echo_wait.is_zero() && !claim.marked {
             // Durable before the call: after a crash this row is known to
             // have maybe left, and waits for its echo instead of going again.
             let (id, now) = (row.id, shared.now().as_millisecond());

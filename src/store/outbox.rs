@@ -132,6 +132,9 @@ pub struct Claim {
     pub recent_sends: Vec<i64>,
     /// Why a safety protection stops this send, if one does (set by the worker).
     pub blocked: Option<String>,
+    /// Marked in flight in the store already (with the previous send's
+    /// confirmation), so the worker does not mark it again.
+    pub marked: bool,
 }
 
 impl Claim {
@@ -150,6 +153,7 @@ impl Claim {
             chat_pause,
             recent_sends,
             blocked: None,
+            marked: false,
         })
     }
 }
@@ -221,6 +225,17 @@ impl Tx<'_> {
         self.conn
             .prepare_cached(
                 "UPDATE outbox SET state = 'inflight', echo_until = NULL, updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+        Ok(())
+    }
+
+    /// Puts a row marked in flight that was not handed to the API back to
+    /// pending (a worker stopping with a claimed row).
+    pub fn unmark_inflight(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'pending', updated_at = ?2 WHERE id = ?1 AND state = 'inflight'",
             )?
             .execute(params![id, now])?;
         Ok(())
