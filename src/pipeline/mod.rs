@@ -38,9 +38,13 @@ pub async fn record_and_process(
         .call(move |tx| {
             // Processed right here: recorded as done, so the index of waiting
             // events is not touched (`process_recorded` puts a failure back to new).
+            // An instance a reload removed meanwhile: the event stays `new`
+            // and the processor settles it with the rules then in force.
             let mut records = records;
             for r in records.iter_mut().filter(|r| r.status == "new") {
-                r.status = "done";
+                if loaded.instance(&r.instance).is_some() {
+                    r.status = "done";
+                }
             }
             let ids = tx.record_events(&records, now.as_millisecond())?;
             also(tx)?;
