@@ -62,12 +62,11 @@ impl Loaded {
         let mut instances: Vec<Arc<Instance>> = Vec::new();
         for instance in &config.instances {
             let view = config.view(instance);
-            let mut options = LoadOptions::from_config(&view);
-            options.instances = names.clone();
             let key = rules_key(&view);
             let rules = match compiled.get(&key) {
                 Some(known) => known.clone(),
                 None => {
+                    let options = LoadOptions::from_config(&view, names.clone());
                     let fresh = crate::rulefiles::load(&view.rules, &options).map(Arc::new);
                     // Instances that differ in settings read the same files:
                     // each problem of a file is reported once.

@@ -213,8 +213,7 @@ pub fn load_instance(cli: &Cli) -> Result<(Config, Vec<String>), CliError> {
 /// The rules of an instance's view of the config; `names` are all the
 /// configured instances (for rules' `instance:`).
 pub fn load_rules(view: &Config, names: Vec<String>) -> Result<RuleSet, CliError> {
-    let mut options = LoadOptions::from_config(view);
-    options.instances = names;
+    let options = LoadOptions::from_config(view, names);
     crate::rulefiles::load(&view.rules, &options)
         .map_err(|d| CliError::Config(ConfigError::Invalid(d)))
 }

@@ -54,14 +54,16 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// The options a config gives, with the process environment.
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    /// The options an instance's view of the config gives, with the
+    /// process environment; `instances` are the names of all configured
+    /// instances (a view holds only its own).
+    pub fn from_config(config: &crate::config::Config, instances: Vec<String>) -> Self {
         LoadOptions {
             zone: config.timezone.clone(),
             vars: config.vars.clone(),
             env: std::env::vars().collect(),
             calendars: config.hours.clone(),
-            instances: config.instances.iter().map(|i| i.name.clone()).collect(),
+            instances,
         }
     }
 }
