@@ -296,7 +296,7 @@ impl Worker {
 
     /// Applies the outcome of a send: a confirmation becomes work for the
     /// next store job; a failure is retried, paused or dead-lettered.
-    async fn settle(&mut self, instance: &Instance, row: &OutboxRow, outcome: Outcome) {
+    async fn settle(&mut self, instance: &Arc<Instance>, row: &OutboxRow, outcome: Outcome) {
         let endpoint = match &row.action {
             PlannedAction::Send(out) => out.request.endpoint(),
             _ => return,
@@ -343,7 +343,12 @@ impl Worker {
     /// the next row and marks it in flight (the mark a send needs before
     /// it leaves): one commit per send instead of two, and still nothing
     /// leaves before the confirmation before it is durable.
-    async fn confirm(&mut self, instance: &Instance, row: &OutboxRow, message_id: Option<String>) {
+    async fn confirm(
+        &mut self,
+        instance: &Arc<Instance>,
+        row: &OutboxRow,
+        message_id: Option<String>,
+    ) {
         let (row, at) = (row.clone(), self.shared.now().as_millisecond());
         let paused = paused_key(&self.instance);
         let confirm = move |c: &crate::store::Tx| {
@@ -354,17 +359,10 @@ impl Worker {
             record(&self.shared, "confirm", confirm).await;
             return;
         }
-        let (shared, current) = (
-            self.shared.clone(),
-            self.shared.loaded().instance(&self.instance).cloned(),
-        );
-        let Some(current) = current else {
-            record(&self.shared, "confirm", confirm).await;
-            return;
-        };
+        let (shared, instance) = (self.shared.clone(), instance.clone());
         self.preclaimed = record_with(&self.shared, "confirm", move |c| {
             confirm(c)?;
-            claim::claim_next(c, &shared, &current, true)
+            claim::claim_next(c, &shared, &instance, true)
         })
         .await;
     }
