@@ -132,6 +132,8 @@ fn callers_instances(
 ) -> Result<Vec<Arc<Instance>>, ServerError> {
     let mut why = "no rule listens on this hook";
     let mut targets = Vec::new();
+    // Instances alike share one rule set: its signature is checked once.
+    let mut checked: Vec<(&Arc<RuleSet>, Result<(), &'static str>)> = Vec::new();
     for instance in &loaded.instances {
         if !instance
             .rules
@@ -140,7 +142,16 @@ fn callers_instances(
         {
             continue;
         }
-        match check_caller(&instance.rules, name, headers, query, body, now) {
+        let set = &instance.rules;
+        let verdict = match checked.iter().find(|(s, _)| Arc::ptr_eq(s, set)) {
+            Some((_, verdict)) => *verdict,
+            None => {
+                let verdict = check_caller(&instance.rules, name, headers, query, body, now);
+                checked.push((set, verdict));
+                verdict
+            }
+        };
+        match verdict {
             Ok(()) => targets.push(instance.clone()),
             Err(reason) => why = reason,
         }
