@@ -16,7 +16,8 @@
 //!   than a person could, several times in a row, is muted for a while.
 //! - **Cold contacts**: a number that never wrote to this instance gets a
 //!   message only from an action that says `allow_cold: true`, and at most
-//!   `cold_daily_cap` such numbers per day.
+//!   `cold_daily_cap` such numbers per 24 hours; the sends beyond the cap
+//!   wait until a place frees, they are not dropped.
 //! - **Quiet hours**: messages that are not replies (schedules, hook sends,
 //!   messages to other numbers) wait for the next allowed time.
 //! - **Ban-signal breaker**: an answer of the API that means "rate-limited"
@@ -30,7 +31,7 @@
 
 use crate::config::safety::{LoopBreaker, OWN_PREFIX, Safety};
 use crate::rules::Outgoing;
-use crate::store::{StoreError, Tx};
+use crate::store::{Block, StoreError, Tx};
 
 /// When a message must wait for quiet hours to end: the end, in Unix
 /// milliseconds; `None` when it may leave now. Replies and waflow's own
@@ -82,7 +83,17 @@ pub fn loop_check(
     Ok(Some(until))
 }
 
-/// Why a send must not leave now, if it must not. Runs in a store job.
+/// A protection's verdict, blocking.
+fn block(reason: &'static str, note: String) -> Option<Block> {
+    Some(Block {
+        reason,
+        note,
+        until: None,
+    })
+}
+
+/// Why a send must not leave now, if it must not: blocked, or (the daily
+/// cap of cold contacts) held until a place frees. Runs in a store job.
 pub fn blocked(
     tx: &Tx,
     safety: &Safety,
@@ -90,7 +101,7 @@ pub fn blocked(
     rule: &str,
     out: &Outgoing,
     now: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Block>, StoreError> {
     let (request, allow) = (&out.request, out.allow);
     if rule.starts_with(OWN_PREFIX) {
         return Ok(None);
@@ -99,42 +110,71 @@ pub fn blocked(
         return Ok(None);
     };
     if tx.is_opted_out(instance, &to)? {
-        return Ok(Some(format!("{to} opted out")));
+        return Ok(block("opted_out", format!("{to} opted out")));
     }
     let window = safety.repeat_window.as_millis() as i64;
     if !allow.repeat
         && window > 0
         && tx.sent_same_since(instance, &to, &request.digest(), now - window)?
     {
-        return Ok(Some(format!(
-            "the same message went to {to} less than {} ago (allow_repeat: true sends it anyway)",
-            crate::units::format_duration(safety.repeat_window)
-        )));
+        return Ok(block(
+            "repeat",
+            format!(
+                "the same message went to {to} less than {} ago (allow_repeat: true sends it anyway)",
+                crate::units::format_duration(safety.repeat_window)
+            ),
+        ));
     }
     let is_number = !to.ends_with("@g.us");
     let cold = safety.cold_guard && is_number && !tx.is_known(instance, &to)?;
     if cold {
         if !allow.cold {
-            return Ok(Some(format!(
-                "{to} never wrote to this number (a cold contact): add allow_cold: true to the action to send anyway"
-            )));
+            return Ok(block(
+                "cold",
+                format!(
+                    "{to} never wrote to this number (a cold contact): add allow_cold: true to the action to send anyway"
+                ),
+            ));
         }
-        let day = now - 86_400_000;
-        let sent = tx.cold_sends_since(instance, day)?;
-        if sent >= i64::from(safety.cold_daily_cap) {
-            return Ok(Some(format!(
-                "the daily cap of {} first-contact sends is reached (safety.cold_daily_cap)",
-                safety.cold_daily_cap
-            )));
+        if let Some(held) = cold_cap(tx, safety, instance, now)? {
+            return Ok(Some(held));
         }
     }
     if let Some(ceiling) = safety.per_chat_ceiling {
         let since = now - ceiling.per.as_millis() as i64;
         if tx.sent_count_since(instance, &to, since)? >= i64::from(ceiling.count) {
-            return Ok(Some(format!(
-                "{to} already got {ceiling} messages (safety.per_chat_ceiling)"
-            )));
+            return Ok(block(
+                "ceiling",
+                format!("{to} already got {ceiling} messages (safety.per_chat_ceiling)"),
+            ));
         }
     }
     Ok(None)
+}
+
+/// The daily cap of cold contacts: when it is reached, the send waits
+/// until the oldest first contact of the last 24 hours is a day old.
+fn cold_cap(
+    tx: &Tx,
+    safety: &Safety,
+    instance: &str,
+    now: i64,
+) -> Result<Option<Block>, StoreError> {
+    const DAY: i64 = 86_400_000;
+    let cap = i64::from(safety.cold_daily_cap);
+    if tx.cold_sends_since(instance, now - DAY)? < cap {
+        return Ok(None);
+    }
+    let oldest = tx
+        .oldest_cold_send_since(instance, now - DAY)?
+        .unwrap_or(now);
+    let until = (oldest + DAY + 1).max(now + 1);
+    Ok(Some(Block {
+        reason: "cold_cap",
+        note: format!(
+            "the daily cap of {cap} first-contact sends is reached (safety.cold_daily_cap): waiting until {}",
+            crate::units::ms_text(until)
+        ),
+        until: Some(until),
+    }))
 }

@@ -12,7 +12,9 @@
 //! - [`api`]: the client of the remote API; the only module that knows its shapes.
 //! - [`schedule`]: cron expressions and DST-correct fire times (pure).
 //! - [`rules`]: rule texts compiled once, evaluated purely into planned actions.
-//! - [`rulefiles`]: reading rule files.
+//! - [`lists`]: reading the contact lists of `for_each` rules (CSV, YAML,
+//!   a URL's JSON) and checking them against the rules that read them.
+//! - [`rulefiles`]: reading rule files (and checking their lists).
 //! - [`store`]: typed transactions over SQLite; the only module with SQL.
 //! - [`guard`]: the protections (opt-out, repeats, ceilings, cold contacts,
 //!   quiet hours, the loop breaker) as checks over a transaction.
@@ -37,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod event;
 pub mod guard;
+pub mod lists;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

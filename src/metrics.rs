@@ -44,6 +44,11 @@ pub const BAN_BREAKER_TRIPS: &str = "waflow_ban_breaker_trips_total";
 pub const SCHEDULE_NEXT: &str = "waflow_schedule_next_fire_timestamp_seconds";
 /// Counter: store writes on the send path that failed, by `op` (what was being recorded).
 pub const STORE_ERRORS: &str = "waflow_store_errors_total";
+/// Counter: rows of contact lists (`for_each`), by `instance`, `rule` and
+/// `outcome` (planned, excluded by `where:`, bad).
+pub const LIST_ROWS: &str = "waflow_list_rows_total";
+/// Counter: list fires whose list could not be read, by `instance` and `rule`.
+pub const LIST_ERRORS: &str = "waflow_list_errors_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -73,6 +78,14 @@ fn describe() {
     metrics::describe_counter!(EVENTS, "Webhook and hook events by kind and outcome");
     metrics::describe_counter!(EVENTS_IGNORED, "Events recorded and ignored, by reason");
     metrics::describe_counter!(RULE_MATCHES, "Rule matches by rule");
+    metrics::describe_counter!(
+        LIST_ROWS,
+        "Contact-list rows by rule and outcome (planned, excluded, bad)"
+    );
+    metrics::describe_counter!(
+        LIST_ERRORS,
+        "List fires whose list could not be read, by rule"
+    );
     metrics::describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections refused with 503 over server.max_connections"

@@ -24,7 +24,16 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<RuleSet, Diagnostics> 
     }
     let result = RuleSet::compile(&sources, options);
     match (result, problems.is_empty()) {
-        (Ok(set), true) => Ok(set),
+        (Ok(set), true) => {
+            // The lists the rules read are part of them: a missing file or
+            // an unknown column is a problem of the load, not of a fire.
+            let lists = crate::lists::check::check(&set);
+            if lists.is_empty() {
+                Ok(set)
+            } else {
+                Err(lists)
+            }
+        }
         (Ok(_), false) => Err(problems),
         (Err(more), _) => {
             problems.0.extend(more.0);

@@ -201,7 +201,7 @@ fn run_case(
     let now: jiff::Timestamp = now_text
         .parse()
         .map_err(|e| format!("`now: {now_text}` is not an RFC 3339 time: {e}"))?;
-    let events = case_events(case, folder, now)?;
+    let events = case_events(rules, case, folder, now)?;
     let mut memory = MemoryState::default();
     let mut actual = Vec::new();
     let mut matched = Vec::new();
@@ -277,7 +277,12 @@ fn refused_calls(rule: &str, actions: &[PlannedAction], allow: &[String]) -> Vec
 }
 
 /// The events of a case: exactly one of `event`, `payload`, `hook`, `schedule`.
-fn case_events(case: &TestCase, folder: &Path, now: jiff::Timestamp) -> Result<Vec<Event>, String> {
+fn case_events(
+    rules: &RuleSet,
+    case: &TestCase,
+    folder: &Path,
+    now: jiff::Timestamp,
+) -> Result<Vec<Event>, String> {
     let given = [
         case.event.is_some(),
         case.payload.is_some(),
@@ -311,16 +316,42 @@ fn case_events(case: &TestCase, folder: &Path, now: jiff::Timestamp) -> Result<V
                 headers: hook.headers.clone(),
                 query: hook.query.clone(),
                 id: "test".into(),
+                lists: rules
+                    .rules
+                    .iter()
+                    .filter(|r| matches!(&r.trigger, crate::rules::Trigger::Webhook(h) if h.hook == hook.name))
+                    .filter_map(|r| Some((r.name.clone(), read_list(r)?)))
+                    .map(|(name, list)| list.map(|l| (name, l)))
+                    .collect::<Result<_, _>>()?,
             }),
             raw: hook.body.clone(),
         }]);
     }
     let rule = case.schedule.clone().unwrap_or_default();
+    let list = rules.rule(&rule).and_then(read_list).transpose()?;
     Ok(vec![Event {
         instance_id: None,
-        kind: EventKind::Schedule(Fire { rule, at: now }),
+        kind: EventKind::Schedule(Fire {
+            rule,
+            at: now,
+            list,
+        }),
         raw: Value::Null,
     }])
+}
+
+/// A `for_each` rule's list file, read as the daemon reads it when the
+/// rule fires (`None`: the rule reads no file). A list URL is not fetched.
+fn read_list(rule: &crate::rules::Rule) -> Option<Result<crate::event::list::List, String>> {
+    let each = rule.for_each.as_ref()?;
+    Some(match &each.source {
+        crate::rules::ListSource::Http { .. } => Err(format!(
+            "rule `{}` reads its list from a URL: rule tests read only list files",
+            rule.name
+        )),
+        crate::rules::ListSource::Items(_) => return None,
+        source => crate::lists::read_file(source).map_err(|e| e.to_string()),
+    })
 }
 
 /// `reply: X` in an expectation means a send to the chat of the event.

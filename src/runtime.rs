@@ -193,6 +193,8 @@ pub struct Shared {
     pub webhooks_busy: AtomicUsize,
     /// Cancelled when the daemon stops: every task ends its work in flight.
     pub shutdown: CancellationToken,
+    /// Reads the lists of `for_each` rules that come from a URL.
+    pub list_client: reqwest::Client,
 }
 
 impl Shared {
@@ -207,6 +209,7 @@ impl Shared {
             clock: Clock::from_env(),
             webhooks_busy: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
+            list_client: crate::lists::client(),
         }
     }
 

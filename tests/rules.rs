@@ -438,6 +438,7 @@ fn schedule_and_webhook_events() {
         kind: EventKind::Schedule(Fire {
             rule: "standup".into(),
             at: now(),
+            list: None,
         }),
         raw: Value::Null,
     };
@@ -455,6 +456,7 @@ fn schedule_and_webhook_events() {
             headers: Default::default(),
             query: Default::default(),
             id: "h1".into(),
+            lists: Default::default(),
         }),
         raw: Value::Null,
     };

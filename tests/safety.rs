@@ -232,7 +232,7 @@ async fn evening(
 
 /// Waits until the daemon held the broadcast, and checks until when (UTC).
 async fn assert_held_until(d: &Daemon, utc: &str) {
-    wait_for_log(d, "quiet hours: held").await;
+    wait_for_log(d, "quiet hours: send held").await;
     let log = d.log();
     assert!(
         log.contains(&format!("{utc} UTC")),

@@ -12,6 +12,7 @@ mod instance;
 pub mod log;
 mod manual;
 mod output;
+mod preview;
 mod run;
 pub mod schema;
 mod send;

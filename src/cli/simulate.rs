@@ -16,8 +16,11 @@ use crate::rules::{EvalInput, MemoryState, PlannedAction, Verdict, chat_of};
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// The text of a simulated incoming message
-    #[arg(long, conflicts_with = "payload", required_unless_present_any = ["payload", "button_id"])]
+    #[arg(long, conflicts_with_all = ["payload", "schedule"], required_unless_present_any = ["payload", "button_id", "schedule"])]
     pub text: Option<String>,
+    /// Fire this schedule rule (its list read now) instead of a message
+    #[arg(long, value_name = "RULE", conflicts_with_all = ["payload", "button_id"])]
+    pub schedule: Option<String>,
     /// The sender's phone number [default: 84900000001]
     #[arg(long, value_name = "NUMBER")]
     pub from: Option<String>,
@@ -57,7 +60,11 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
         .instance_id
         .clone()
         .unwrap_or_else(|| "default".into());
-    let events = events(args, &instance_id, now)?;
+    let events = match &args.schedule {
+        Some(rule) => vec![super::preview::schedule_event(&rules, rule, now)?],
+        None => events(args, &instance_id, now)?,
+    };
+    let check = super::preview::SendCheck::open(&config);
     let state = state_values(&args.state)?;
     let mut reports = Vec::new();
     let mut text = String::new();
@@ -89,7 +96,14 @@ pub fn run(cli: &Cli, args: &SimulateArgs, out: &Output) -> Result<(), CliError>
         }
         let rule_reports: Vec<Value> = verdicts
             .iter()
-            .map(|(name, verdict)| report_verdict(&api, name, verdict, &mut text))
+            // `--schedule RULE` is about that rule only.
+            .filter(|(name, _)| args.schedule.as_ref().is_none_or(|only| only == name))
+            .map(|(name, verdict)| match verdict {
+                Verdict::Each(plans, run) => {
+                    super::preview::report_list(&config, &check, name, plans, run, &mut text)
+                }
+                other => report_verdict(&api, name, other, &mut text),
+            })
             .collect();
         reports
             .push(json!({ "event": describe(event), "ignored": ignored, "rules": rule_reports }));
@@ -142,6 +156,10 @@ fn report_verdict(api: &ApiClient, name: &str, verdict: &Verdict, text: &mut Str
         Verdict::NotMatched(reason) => {
             text.push_str(&format!("  ✗ {name}: {reason}\n"));
             json!({ "rule": name, "matched": false, "reason": reason })
+        }
+        Verdict::Each(_, run) => {
+            text.push_str(&format!("  ✓ {name}: matched, a list of {}\n", run.total));
+            json!({ "rule": name, "matched": true })
         }
         Verdict::Stopped(by) => {
             text.push_str(&format!(

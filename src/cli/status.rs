@@ -122,6 +122,12 @@ fn instance_text(view: Option<&crate::config::Config>, report: &store::StatusRep
             ));
         }
     }
+    if !report.lists.is_empty() {
+        text.push_str("lists:\n");
+        for list in &report.lists {
+            text.push_str(&list_text(list));
+        }
+    }
     if !report.last_errors.is_empty() {
         text.push_str("last errors:\n");
         for (id, rule, error, at) in &report.last_errors {
@@ -130,6 +136,43 @@ fn instance_text(view: Option<&crate::config::Config>, report: &store::StatusRep
                 crate::units::ms_text(*at)
             ));
         }
+    }
+    text
+}
+
+/// One list fire of `waflow status`: its rows, its sends by state and why.
+fn list_text(list: &store::ListProgress) -> String {
+    let fired = crate::units::ms_text(list.fired_at);
+    if let Some(error) = &list.error {
+        return format!("  {} at {fired}: {error}\n", list.rule);
+    }
+    let by = |counts: &std::collections::BTreeMap<String, i64>| {
+        let total: i64 = counts.values().sum();
+        let parts: Vec<String> = counts.iter().map(|(why, n)| format!("{why} {n}")).collect();
+        if parts.is_empty() {
+            "0".to_owned()
+        } else {
+            format!("{total} ({})", parts.join(", "))
+        }
+    };
+    let mut text = format!(
+        "  {} ({}) at {fired}: {} rows, {} planned, {} left out by where, {} bad\n    sent {}, waiting {}, blocked {}, dead letters {}\n",
+        list.rule,
+        list.source,
+        list.total,
+        list.planned,
+        list.excluded,
+        list.bad,
+        list.sent,
+        by(&list.waiting),
+        by(&list.blocked),
+        list.dead,
+    );
+    for left in list.left_out.iter().filter(|l| l.bad).take(5) {
+        text.push_str(&format!(
+            "    bad row, line {}: {}\n",
+            left.line, left.reason
+        ));
     }
     text
 }

@@ -216,20 +216,40 @@ async fn record_skip(shared: &Shared, of: &Fired<'_>, at: Timestamp) {
     }
 }
 
-/// Records the occurrence `at` of a schedule as an event and runs its actions.
+/// Records the occurrence `at` of a schedule as an event and runs its
+/// actions. A `for_each` rule's list is read first, whole: when it cannot
+/// be, this occurrence sends nothing (recorded, so a restart does not
+/// retry it) and the next one reads the list again.
 async fn fire(shared: &Shared, of: &Fired<'_>, at: Timestamp) {
     let loaded = shared.loaded();
     let Some(instance) = loaded.instance(of.instance) else {
         return;
     };
-    let event = Event {
+    let mut event = Event {
         instance_id: instance.config.api.instance_id.clone(),
         kind: EventKind::Schedule(Fire {
             rule: of.rule.to_owned(),
             at,
+            list: None,
         }),
         raw: serde_json::Value::Null,
     };
+    let source = instance
+        .rules
+        .rule(of.rule)
+        .and_then(|r| r.for_each.as_ref())
+        .map(|each| each.source.clone())
+        .filter(|source| source.is_external());
+    if let Some(source) = source {
+        match crate::lists::load(&source, &shared.list_client).await {
+            Ok(list) => {
+                if let EventKind::Schedule(fire) = &mut event.kind {
+                    fire.list = Some(list);
+                }
+            }
+            Err(err) => return list_failed(shared, of, at, &event, &source, err).await,
+        }
+    }
     let record = NewEvent::of(&instance.name, &event);
     let (owner, rule_name, key) = (of.instance.to_owned(), of.rule.to_owned(), of.id.to_owned());
     let ms = at.as_millisecond();
@@ -245,5 +265,44 @@ async fn fire(shared: &Shared, of: &Fired<'_>, at: Timestamp) {
         }
         Ok(_) => tracing::debug!(instance, rule, at = %at, "this occurrence had already fired"),
         Err(err) => tracing::error!(instance, rule, error = %err, "cannot record a schedule's run"),
+    }
+}
+
+/// A list that could not be read: logged, counted, recorded for `waflow
+/// status`, and the occurrence marked as handled.
+async fn list_failed(
+    shared: &Shared,
+    of: &Fired<'_>,
+    at: Timestamp,
+    event: &Event,
+    source: &crate::rules::ListSource,
+    err: crate::lists::ListError,
+) {
+    let (instance, rule) = (of.instance, of.rule);
+    tracing::error!(instance, rule, at = %at, error = %err, "the list could not be read: this run sends nothing; the next run reads it again");
+    metrics::counter!(crate::metrics::LIST_ERRORS, "instance" => instance.to_owned(), "rule" => rule.to_owned())
+        .increment(1);
+    let list = crate::store::NewList {
+        instance: instance.to_owned(),
+        rule: rule.to_owned(),
+        event_key: NewEvent::of(instance, event).key,
+        inbox_id: None,
+        source: source.describe(),
+        total: 0,
+        planned: 0,
+        left_out: Vec::new(),
+        error: Some(err.to_string()),
+    };
+    let (owner, name, key) = (instance.to_owned(), rule.to_owned(), of.id.to_owned());
+    let (ms, now) = (at.as_millisecond(), shared.now().as_millisecond());
+    let recorded = shared
+        .store
+        .call(move |c| {
+            c.record_list(&list, now)?;
+            c.set_last_fire(&owner, &name, &key, ms)
+        })
+        .await;
+    if let Err(err) = recorded {
+        tracing::error!(instance, rule, error = %err, "cannot record a schedule's progress");
     }
 }

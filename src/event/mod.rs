@@ -11,6 +11,7 @@ use unicode_normalization::UnicodeNormalization;
 mod content;
 pub mod jid;
 mod key;
+pub mod list;
 pub mod normalize;
 mod phones;
 
@@ -281,15 +282,22 @@ pub struct Hook {
     pub query: serde_json::Map<String, Value>,
     /// A unique id given on receipt, for de-duplication and outbox keys.
     pub id: String,
+    /// The lists of its `for_each` rules that are read from a file or URL,
+    /// by rule name, as they were when the call came.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lists: std::collections::BTreeMap<String, list::List>,
 }
 
 /// A schedule rule's fire time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fire {
     /// The rule that fires.
     pub rule: String,
     /// The occurrence, as an instant.
     pub at: jiff::Timestamp,
+    /// The rule's `for_each` list, as read when it fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<list::List>,
 }
 
 /// A message described in a few words, for `simulate --text` and rule tests.

@@ -1,5 +1,6 @@
 //! Writing a rule's plan: sends and `http` calls become outbox rows (one
-//! per action, keyed `<event key>/<rule>/<index>`), state changes go to
+//! per action, keyed `<instance>/<event key>/<rule>/<index>`, a list row's
+//! `<instance>/<event key>/<rule>/r<row>/<index>`), state changes go to
 //! the chat's memory, delays push back the rows after them.
 
 use std::time::Duration;
@@ -36,7 +37,16 @@ pub fn write_plan(
                 let state = if config.dry_run { "dry_run" } else { "pending" };
                 let row = NewOutbox {
                     instance: instance.to_owned(),
-                    idem_key: format!("{instance}/{event_key}/{}/{index}", plan.rule),
+                    idem_key: match plan.row {
+                        // A list's rows: one set of keys per row of the frozen list.
+                        Some(row) => {
+                            format!(
+                                "{instance}/{event_key}/{}/r{}/{index}",
+                                plan.rule, row.index
+                            )
+                        }
+                        None => format!("{instance}/{event_key}/{}/{index}", plan.rule),
+                    },
                     inbox_id,
                     rule: plan.rule.clone(),
                     action_index: index,

@@ -15,7 +15,7 @@ use crate::api::{ApiError, ApiReply, ErrorClass};
 use crate::config::Config;
 use crate::rules::{Outgoing, PlannedAction};
 use crate::runtime::Instance;
-use crate::store::{Claim, OutboxRow};
+use crate::store::{Block, Claim, OutboxRow};
 
 impl Worker {
     /// Starts an `http:` action beside the sends, so a slow target never
@@ -85,35 +85,48 @@ impl Worker {
     }
 
     /// Whether the row must not leave now: blocked (a paused chat or a
-    /// protection: recorded as blocked, counted for no limit), held for
-    /// quiet hours, or waiting for the per-chat rate. The store says which.
+    /// protection: recorded as blocked, counted for no limit), held (quiet
+    /// hours, the daily cap of cold contacts), or waiting for the per-chat
+    /// rate. The store says which.
     async fn stopped(&self, claim: &Claim, out: &Outgoing, config: &Config) -> bool {
         let (shared, row) = (&self.shared, &claim.row);
         let (id, endpoint) = (row.id, out.request.endpoint());
         let now = shared.now().as_millisecond();
-        if let Some(reason) = claim.chat_pause.clone().or_else(|| claim.blocked.clone()) {
-            tracing::info!(rule = %row.rule, reason = %reason, "send blocked");
-            metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => endpoint, "outcome" => "blocked")
-                .increment(1);
-            finish(shared, id, "blocked", Some(reason)).await;
-            return true;
-        }
+        let paused = claim.chat_pause.clone().map(|note| Block {
+            reason: "chat_paused",
+            note,
+            until: None,
+        });
         // Quiet hours: a message that is not a reply waits, spending no attempt.
-        if let Some(until) = crate::guard::quiet_until(&config.safety, &row.rule, out, now) {
+        let quiet = || {
+            let until = crate::guard::quiet_until(&config.safety, &row.rule, out, now)?;
             let label = config
                 .safety
                 .quiet_hours
                 .as_ref()
                 .map_or("", |q| q.label.as_str());
-            let note = format!(
-                "quiet hours ({label}): held until {}",
-                crate::units::ms_text(until)
-            );
-            tracing::info!(rule = %row.rule, until = %crate::units::ms_text(until), "quiet hours: held");
-            metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => endpoint, "outcome" => "held")
+            Some(Block {
+                reason: "quiet_hours",
+                note: format!(
+                    "quiet hours ({label}): held until {}",
+                    crate::units::ms_text(until)
+                ),
+                until: Some(until),
+            })
+        };
+        if let Some(block) = paused.or_else(|| claim.blocked.clone()).or_else(quiet) {
+            let held = block.until.is_some();
+            let outcome = if held { "held" } else { "blocked" };
+            let what = block.reason.replace('_', " ");
+            tracing::info!(rule = %row.rule, reason = %block.note, "{what}: send {outcome}");
+            metrics::counter!(crate::metrics::ACTIONS, "instance" => row.instance.clone(), "kind" => endpoint, "outcome" => outcome)
                 .increment(1);
-            super::record(shared, "quiet_hours_hold", move |c| {
-                c.hold(id, until, &note, now)
+            super::record(shared, "send_stopped", move |c| {
+                if held {
+                    c.hold(id, &block, now)
+                } else {
+                    c.mark_blocked(id, &block, now)
+                }
             })
             .await;
             return true;

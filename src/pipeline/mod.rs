@@ -12,6 +12,7 @@
 //! learned from contacts events. Rows are written by
 //! [`crate::outbox::plan`]; after the commit the outbox worker is told.
 
+mod list;
 mod screen;
 
 use std::collections::BTreeSet;
@@ -199,6 +200,9 @@ fn process_event(
             0,
             now_ms,
         )?;
+    }
+    for run in &evaluation.lists {
+        list::record(tx, instance, row, run, now_ms)?;
     }
     let note = if matched.is_empty() {
         "no rule matched".to_owned()

@@ -195,6 +195,7 @@ fn opt_out_keyword(
             })],
             continue_at: None,
             failed: None,
+            row: None,
         };
         planned = write_plan(
             tx,

@@ -10,6 +10,7 @@
 mod compile;
 mod eval;
 pub mod expr;
+mod foreach;
 mod now;
 pub mod pattern;
 pub mod plan;
@@ -30,10 +31,11 @@ use crate::schedule::Cron;
 use crate::secret::Secret;
 use pattern::Pattern;
 
-pub use eval::{EvalInput, Evaluation, Explained, HttpResult, Verdict, chat_of};
+pub use eval::{EvalInput, Evaluation, Explained, HttpResult, LeftOut, ListRun, Verdict, chat_of};
 pub use expr::{Templates, Text};
+pub use foreach::{FieldUse, ForEach, ListSource};
 pub use plan::{
-    ActionFailure, Allowances, HttpCall, MenuOption, Outgoing, PlannedAction, RulePlan,
+    ActionFailure, Allowances, HttpCall, MenuOption, Outgoing, PlannedAction, RowRef, RulePlan,
 };
 pub use raw::{ChatScope, Fallback};
 pub use state::{LastMenu, Memory, MemoryError, MemoryState};
@@ -110,6 +112,8 @@ pub struct Rule {
     pub actions: Vec<Action>,
     /// The instances it serves (`instance:`); `None`: every one.
     pub instances: Option<Vec<String>>,
+    /// `for_each:`: the actions run once per row of this list.
+    pub for_each: Option<ForEach>,
 }
 
 impl Rule {

@@ -30,6 +30,9 @@ impl Object for Now {
             "weekday" => Value::from(z.weekday().to_monday_one_offset()),
             "weekday_name" => Value::from(weekday_name(z.weekday())),
             "date" => Value::from(z.date().to_string()),
+            // The next civil day in the rule's zone (23 or 25 hours away across DST).
+            "tomorrow" => Value::from(z.date().tomorrow().ok()?.to_string()),
+            "yesterday" => Value::from(z.date().yesterday().ok()?.to_string()),
             "time" => Value::from(z.strftime("%H:%M").to_string()),
             "timestamp" => Value::from(z.timestamp().as_second()),
             "iso" => Value::from(iso(z)),
@@ -48,7 +51,7 @@ impl Object for Now {
 }
 
 /// The attributes of `now`, for `undeclared_variables` checks and enumeration.
-pub const NOW_FIELDS: [&str; 13] = [
+pub const NOW_FIELDS: [&str; 15] = [
     "year",
     "month",
     "day",
@@ -58,6 +61,8 @@ pub const NOW_FIELDS: [&str; 13] = [
     "weekday",
     "weekday_name",
     "date",
+    "tomorrow",
+    "yesterday",
     "time",
     "timestamp",
     "iso",

@@ -248,6 +248,17 @@ pub struct RulePlan {
     pub continue_at: Option<usize>,
     /// The action that failed to render, and why; the rule stops there.
     pub failed: Option<ActionFailure>,
+    /// The list row it is for (a `for_each` rule): part of its outbox keys.
+    pub row: Option<RowRef>,
+}
+
+/// The row of a list a plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowRef {
+    /// Its position in the list, from 0: unique within one fire.
+    pub index: usize,
+    /// The line it starts at in its file (its position, for JSON).
+    pub line: u64,
 }
 
 /// An action that could not be planned.

@@ -117,8 +117,39 @@ pub struct RawRule {
     pub secret: Option<Sp<String>>,
     /// The instances (numbers) this rule serves; default: every one.
     pub instance: Option<Sp<StringList>>,
+    /// Run the actions once per row of a list (on: schedule, on: webhook).
+    pub for_each: Option<Sp<RawForEach>>,
     /// What to do, in order.
     pub actions: Vec<Sp<RawAction>>,
+}
+
+/// `for_each:`: where the rows come from (one of `csv`, `yaml`, `http`,
+/// `items`), and which rows count.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawForEach {
+    /// A CSV file (header = column names; `,` or `;`; UTF-8, BOM or not), relative to the rules file.
+    pub csv: Option<Sp<String>>,
+    /// A YAML file holding a list of maps, relative to the rules file.
+    pub yaml: Option<Sp<String>>,
+    /// A URL answering a JSON array of objects to a GET.
+    pub http: Option<Sp<RawListHttp>>,
+    /// On webhook rules: an array of the call's body, `body.PATH`.
+    pub items: Option<Sp<String>>,
+    /// A condition per row (same language as `if:`), e.g. `row.date == now.tomorrow`.
+    #[serde(rename = "where")]
+    pub condition: Option<Sp<String>>,
+}
+
+/// `for_each.http`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawListHttp {
+    /// The URL (`${VAR}` for secrets in it).
+    pub url: Sp<String>,
+    /// Request headers, e.g. an API key: `${LIST_TOKEN}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Which chats a message rule applies to.

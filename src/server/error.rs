@@ -34,6 +34,9 @@ pub enum ServerError {
     /// The store could not commit the events: nothing was accepted.
     #[error("the store is unavailable; retry later")]
     Store(#[source] StoreError),
+    /// A list a rule of the hook reads could not be read: nothing was accepted.
+    #[error("a list this hook's rules read could not be read; nothing was accepted: retry later")]
+    List(#[source] crate::lists::ListError),
 }
 
 impl ServerError {
@@ -43,7 +46,7 @@ impl ServerError {
             ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
             ServerError::NotJson(_) => StatusCode::BAD_REQUEST,
             ServerError::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ServerError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServerError::Store(_) | ServerError::List(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -52,6 +55,9 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         if let ServerError::Store(err) = &self {
             tracing::error!(error = %err, "cannot record the events of a request: answered 503");
+        }
+        if let ServerError::List(err) = &self {
+            tracing::error!(error = %err, "cannot read a hook rule's list: answered 503");
         }
         let body = json!({ "error": self.to_string() });
         (self.status(), axum::Json(body)).into_response()

@@ -71,6 +71,7 @@ pub(super) async fn hook(
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     let id = call_id(&headers);
+    let lists = read_lists(&shared, &targets, &name).await?;
     // One event per instance whose rules listen on this hook.
     let events: Vec<Event> = targets
         .iter()
@@ -82,6 +83,16 @@ pub(super) async fn hook(
                 headers: header_map.clone(),
                 query: query_map.clone(),
                 id: id.clone(),
+                lists: lists
+                    .iter()
+                    .filter(|(rule, _)| {
+                        instance
+                            .rules
+                            .rule(rule)
+                            .is_some_and(|r| r.serves(&instance.name))
+                    })
+                    .map(|(rule, list)| (rule.clone(), list.clone()))
+                    .collect(),
             }),
             raw: parsed.clone(),
         })
@@ -104,6 +115,37 @@ pub(super) async fn hook(
         json!({ "accepted": 1 })
     };
     Ok(answer(StatusCode::ACCEPTED, body))
+}
+
+/// The lists of the hook's `for_each` rules that come from a file or URL,
+/// read whole before the call is recorded, by rule name: a list that cannot
+/// be read fails the call (503: the caller retries), never half a list.
+async fn read_lists(
+    shared: &Shared,
+    targets: &[Arc<Instance>],
+    hook: &str,
+) -> Result<std::collections::BTreeMap<String, crate::event::list::List>, ServerError> {
+    let mut lists = std::collections::BTreeMap::new();
+    for instance in targets {
+        for rule in &instance.rules.rules {
+            let listens = matches!(&rule.trigger, Trigger::Webhook(h) if h.hook == hook);
+            let Some(each) = rule
+                .for_each
+                .as_ref()
+                .filter(|e| listens && e.source.is_external())
+            else {
+                continue;
+            };
+            if lists.contains_key(&rule.name) {
+                continue;
+            }
+            let list = crate::lists::load(&each.source, &shared.list_client)
+                .await
+                .map_err(ServerError::List)?;
+            lists.insert(rule.name.clone(), list);
+        }
+    }
+    Ok(lists)
 }
 
 /// The call's id: from its `Idempotency-Key` (hashed, so any key is a safe

@@ -65,6 +65,22 @@ impl Tx<'_> {
             .query_row(params![instance, since], |r| r.get(0))?)
     }
 
+    /// When the oldest send to a cold number since `since` was made: the
+    /// daily cap frees a place 24 hours after it.
+    pub fn oldest_cold_send_since(
+        &self,
+        instance: &str,
+        since: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn
+            .prepare_cached(
+                "SELECT MIN(sent_at) FROM sent s WHERE s.instance = ?1 AND s.sent_at > ?2
+                   AND s.recipient NOT LIKE '%@g.us'
+                   AND NOT EXISTS (SELECT 1 FROM known_numbers k WHERE k.instance = s.instance AND k.number = s.recipient)",
+            )?
+            .query_row(params![instance, since], |r| r.get(0))?)
+    }
+
     /// Puts a number on the opt-out list; `true` if it was not on it.
     pub fn opt_out(&self, instance: &str, number: &str, now: i64) -> Result<bool, StoreError> {
         Ok(self.conn

@@ -14,6 +14,7 @@ pub mod chat;
 pub mod echo;
 pub mod inbox;
 pub mod ledger;
+pub mod lists;
 pub mod meta;
 pub mod outbox;
 pub mod retention;
@@ -26,7 +27,8 @@ use std::sync::mpsc;
 
 pub use echo::{Echo, Reconciled};
 pub use inbox::{InboxRow, NewEvent};
-pub use outbox::{Claim, NewOutbox, OutboxRow};
+pub use lists::{LeftOutRow, ListProgress, NewList};
+pub use outbox::{Block, Claim, NewOutbox, OutboxRow};
 pub use retention::Pruned;
 pub use schema::{Direct, SCHEMA_VERSION};
 pub use status::StatusReport;

@@ -121,6 +121,19 @@ pub(super) fn claim_sql(limit: usize) -> String {
     )
 }
 
+/// Why a protection stops a send, as the outbox records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// The protection, in one word (`opted_out`, `repeat`, `cold`,
+    /// `cold_cap`, `ceiling`, `chat_paused`, `quiet_hours`): the outbox
+    /// row's `reason`, what a list's progress counts by.
+    pub reason: &'static str,
+    /// What to tell a person.
+    pub note: String,
+    /// The send is not blocked but waits until then (Unix ms).
+    pub until: Option<i64>,
+}
+
 /// A claimed row with what the worker must know before sending it.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -130,8 +143,8 @@ pub struct Claim {
     pub chat_pause: Option<String>,
     /// Our sends to the row's chat within the rate window, oldest first.
     pub recent_sends: Vec<i64>,
-    /// Why a safety protection stops this send, if one does (set by the worker).
-    pub blocked: Option<String>,
+    /// Why a safety protection stops (or holds) this send, if one does.
+    pub blocked: Option<Block>,
     /// Marked in flight in the store already (with the previous send's
     /// confirmation), so the worker does not mark it again.
     pub marked: bool,
@@ -306,11 +319,20 @@ impl Tx<'_> {
     /// Holds a message that is not a reply (quiet hours) until `until`, without
     /// spending an attempt. It leaves its chat's order: replies planned after it
     /// in the same chat must not wait for the morning behind it.
-    pub fn hold(&self, id: i64, until: i64, note: &str, now: i64) -> Result<(), StoreError> {
+    pub fn hold(&self, id: i64, block: &Block, now: i64) -> Result<(), StoreError> {
         self.conn.prepare_cached(
-            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, chat = '', updated_at = ?4 WHERE id = ?1",
+            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, reason = ?4, chat = '', updated_at = ?5 WHERE id = ?1",
         )?
-        .execute(params![id, until, note, now])?;
+        .execute(params![id, block.until.unwrap_or(now), block.note, block.reason, now])?;
+        Ok(())
+    }
+
+    /// A send a protection stopped: `blocked` for good, with the reason.
+    pub fn mark_blocked(&self, id: i64, block: &Block, now: i64) -> Result<(), StoreError> {
+        self.conn.prepare_cached(
+            "UPDATE outbox SET state = 'blocked', last_error = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, block.note, block.reason, now])?;
         Ok(())
     }
 

@@ -1,5 +1,5 @@
-//! Retention: events, finished outbox rows, the ledger of sends and
-//! unmatched echoes older than `store.keep` are deleted, a bounded batch
+//! Retention: events, finished outbox rows, the ledger of sends,
+//! unmatched echoes and list fires older than `store.keep` are deleted, a bounded batch
 //! per call, so the store does not grow forever. Nothing still needed is
 //! touched: unprocessed events, events with open outbox rows, and open
 //! rows stay.
@@ -19,12 +19,14 @@ pub struct Pruned {
     pub sends: usize,
     /// Echoes of our messages that matched no confirmed send.
     pub echoes: usize,
+    /// Records of list fires whose sends are all gone.
+    pub lists: usize,
 }
 
 impl Pruned {
     /// Whether anything was deleted.
     pub fn any(&self) -> bool {
-        self.events + self.rows + self.sends + self.echoes > 0
+        self.events + self.rows + self.sends + self.echoes + self.lists > 0
     }
 }
 
@@ -60,11 +62,19 @@ impl Tx<'_> {
                 "DELETE FROM echoes WHERE id IN (SELECT id FROM echoes WHERE seen_at < ?1 LIMIT ?2)",
             )?
             .execute(params![before, limit])?;
+        let lists = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM lists WHERE rowid IN (SELECT l.rowid FROM lists l WHERE l.created_at < ?1
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.inbox_id = l.inbox_id) LIMIT ?2)",
+            )?
+            .execute(params![before, limit])?;
         Ok(Pruned {
             events,
             rows,
             sends,
             echoes,
+            lists,
         })
     }
 }

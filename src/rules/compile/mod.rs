@@ -8,6 +8,7 @@
 //! against what the rule's trigger provides; names must be unique.
 
 mod action;
+mod foreach;
 mod read;
 mod text;
 mod trigger;
@@ -20,7 +21,7 @@ use crate::config::diagnostic::did_you_mean;
 use crate::config::{Diagnostic, Diagnostics, Zone};
 use crate::rules::expr::{Templates, Text};
 use crate::rules::raw::{RawRule, RawTrigger, Sp};
-use crate::rules::{LoadOptions, Rule, RuleSet, Trigger};
+use crate::rules::{FieldUse, LoadOptions, Rule, RuleSet, Trigger};
 
 /// Fields of `msg` in templates.
 pub const MSG_FIELDS: [&str; 17] = [
@@ -99,6 +100,7 @@ impl RuleSet {
             hooks: HashMap::new(),
             file: PathBuf::new(),
             lines: Vec::new(),
+            row_fields: Vec::new(),
         };
         for (path, text) in sources {
             c.file = path.clone();
@@ -169,6 +171,8 @@ struct Compiler<'a> {
     hooks: HashMap<String, String>,
     file: PathBuf,
     lines: Vec<String>,
+    /// The `row.NAME` fields the current rule reads.
+    row_fields: Vec<FieldUse>,
 }
 
 /// What templates of one rule may use.
@@ -176,6 +180,8 @@ struct Scope<'r> {
     trigger: RawTrigger,
     groups: Vec<String>,
     http_before: bool,
+    /// `row` is set (the actions and `where:` of a `for_each` rule).
+    rows: bool,
     rule: &'r str,
 }
 
@@ -240,41 +246,39 @@ impl Compiler<'_> {
             RawTrigger::Schedule => self.schedule(&r, &raw_at(&r.on)),
             RawTrigger::Webhook => self.webhook(&r, &name),
         };
-        if matches!(trigger, RawTrigger::Schedule | RawTrigger::Webhook)
-            && let Some(m) = &r.matcher
-        {
-            self.error_at(
-                m,
-                format!("`match` does not apply to `on: {trigger}` rules"),
-            )
-            .hint = Some("use `if:` to test the event instead".into());
-        }
-        if let Some(c) = &r.cooldown
-            && c.value.get().is_zero()
-        {
-            self.error_at(c, "a cooldown must be longer than zero");
-        }
+        self.match_and_cooldown(&r);
 
         let scope = Scope {
             trigger,
             groups,
             http_before: false,
+            rows: false,
             rule: &name,
         };
+        // `if:` decides about the event, before any row is read.
         let condition = self.condition(&r, &scope);
+        let mut scope = Scope {
+            rows: r.for_each.is_some(),
+            ..scope
+        };
+        self.row_fields.clear();
+        let each_where = self.each_condition(&r, &scope);
 
         if r.actions.is_empty() {
             self.error_at(&r.name, format!("rule `{name}` has no actions"))
                 .hint =
                 Some("add `actions:` with at least one action, e.g. `- reply: \"...\"`".into());
         }
-        let mut scope = scope;
         let mut actions = Vec::new();
         for action in &r.actions {
             if let Some(a) = self.action(action, &mut scope) {
                 actions.push(a);
             }
         }
+        let for_each = r
+            .for_each
+            .as_ref()
+            .and_then(|each| self.for_each(each, trigger, &actions, each_where));
 
         let instances = self.instances(&r);
         if self.problems.0.len() > before {
@@ -293,6 +297,7 @@ impl Compiler<'_> {
             zone,
             actions,
             instances,
+            for_each,
         });
     }
 
@@ -343,6 +348,25 @@ impl Compiler<'_> {
                 }
             },
             None => self.options.zone.clone(),
+        }
+    }
+
+    /// `match:` on a rule without a chat or message, a zero cooldown.
+    fn match_and_cooldown(&mut self, r: &RawRule) {
+        let trigger = r.on.value;
+        if matches!(trigger, RawTrigger::Schedule | RawTrigger::Webhook)
+            && let Some(m) = &r.matcher
+        {
+            self.error_at(
+                m,
+                format!("`match` does not apply to `on: {trigger}` rules"),
+            )
+            .hint = Some("use `if:` to test the event instead".into());
+        }
+        if let Some(c) = &r.cooldown
+            && c.value.get().is_zero()
+        {
+            self.error_at(c, "a cooldown must be longer than zero");
         }
     }
 

@@ -2,6 +2,7 @@
 //! reads against what the rule's trigger provides.
 
 use super::{BUILTINS, Compiler, MSG_FIELDS, PRESENCE_FIELDS, STATUS_FIELDS, Scope, hint_for};
+use crate::rules::FieldUse;
 use crate::rules::expr::{NOW_FIELDS, TemplateError, Text};
 use crate::rules::raw::{RawTrigger, Sp};
 
@@ -138,6 +139,16 @@ impl Compiler<'_> {
             }
         }
         for path in vars {
+            if scope.rows
+                && let Some(field) = path.strip_prefix("row.")
+            {
+                let name = field.split('.').next().unwrap_or(field).to_owned();
+                self.row_fields.push(FieldUse {
+                    name,
+                    line: at.line,
+                    column: at.column,
+                });
+            }
             if let Some(problem) = self.variable_problem(&path, scope) {
                 let (line, column) = (at.line, at.column);
                 let (message, hint) = problem;
@@ -161,12 +172,19 @@ impl Compiler<'_> {
         if scope.http_before {
             roots.push("http");
         }
+        if scope.rows {
+            roots.push("row");
+        }
         if BUILTINS.contains(&root) {
             return None;
         }
         if !roots.contains(&root) {
             let message = if root == "http" {
                 format!("`{path}` is only set after an `http` action of the same rule")
+            } else if root == "row" {
+                format!(
+                    "`{path}` is only set in the actions and `where:` of a rule with `for_each:`"
+                )
             } else {
                 format!(
                     "`{root}` is not available in `on: {}` rules (rule `{}`)",

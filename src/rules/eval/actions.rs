@@ -42,6 +42,7 @@ impl RuleSet {
             actions: Vec::new(),
             continue_at: None,
             failed: None,
+            row: None,
         };
         for (i, action) in rule.actions.iter().enumerate().skip(from) {
             let make = || self.rule_context(rule, input, base, &captures, &state, http);

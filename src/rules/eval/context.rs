@@ -75,6 +75,8 @@ fn event_seed(event: &Event) -> u64 {
 /// whose texts are all literal never pays for it.
 pub(super) struct Base<'a> {
     cell: OnceCell<BTreeMap<String, JValue>>,
+    /// `{{ row }}`: the list row the actions are planned for.
+    pub(super) row: Option<JValue>,
     /// `msg.choice`: a store lookup, made once per event however many rules ask.
     choice: OnceCell<Option<String>>,
     rules: &'a RuleSet,
@@ -86,10 +88,30 @@ impl<'a> Base<'a> {
     pub(super) fn new(rules: &'a RuleSet, event: &'a Event, input: &'a EvalInput<'a>) -> Self {
         Base {
             cell: OnceCell::new(),
+            row: None,
             choice: OnceCell::new(),
             rules,
             event,
             input,
+        }
+    }
+
+    /// This event's context for one row of a list: `{{ row }}` set, and
+    /// spintax picks that differ from row to row.
+    pub(super) fn with_row(&self, row: JValue, line: u64) -> Base<'a> {
+        let mut ctx = self.get().clone();
+        let seed = ctx.get(SEED).and_then(|v| u64::try_from(v.clone()).ok());
+        ctx.insert(
+            SEED.to_owned(),
+            JValue::from(fnv(seed.unwrap_or(0), &line.to_le_bytes())),
+        );
+        Base {
+            cell: OnceCell::from(ctx),
+            row: Some(row),
+            choice: OnceCell::from(self.choice().clone()),
+            rules: self.rules,
+            event: self.event,
+            input: self.input,
         }
     }
 

@@ -9,6 +9,9 @@
 mod actions;
 mod context;
 mod filter;
+mod foreach;
+
+pub use foreach::{LeftOut, ListRun};
 
 use context::Base;
 
@@ -63,8 +66,10 @@ pub type Explained = (Option<String>, Vec<(String, Verdict)>);
 pub struct Evaluation {
     /// Why the event is not acted on at all (sent by this number, a status broadcast, stale …).
     pub ignored: Option<String>,
-    /// The plans of the matched rules, in rule order.
+    /// The plans of the matched rules, in rule order (a `for_each` rule's, row by row).
     pub plans: Vec<RulePlan>,
+    /// What each matched `for_each` rule made of its list.
+    pub lists: Vec<ListRun>,
 }
 
 /// Why one rule did or did not act on an event (`simulate`).
@@ -72,6 +77,8 @@ pub struct Evaluation {
 pub enum Verdict {
     /// It matched; here is its plan.
     Matched(RulePlan),
+    /// A `for_each` rule matched: the plan of each row, and the account of its list.
+    Each(Vec<RulePlan>, ListRun),
     /// It did not match, because …
     NotMatched(String),
     /// An earlier matching rule had `stop: true`.
@@ -100,24 +107,30 @@ impl RuleSet {
         if let Some(reason) = ignore_reason(event, input) {
             return Evaluation {
                 ignored: Some(reason),
-                plans: Vec::new(),
+                ..Evaluation::default()
             };
         }
         let base = Base::new(self, event, input);
-        let mut plans = Vec::new();
+        let mut done = Evaluation::default();
         for index in self.candidates(event) {
             let rule = &self.rules[index];
             if let Ok(captures) = self.check(rule, event, input, &base) {
-                plans.push(self.plan(index, event, input, &base, captures, 0, None));
+                match &rule.for_each {
+                    None => done
+                        .plans
+                        .push(self.plan(index, event, input, &base, captures, 0, None)),
+                    Some(each) => {
+                        let (plans, run) = self.expand(index, each, event, input, &base, captures);
+                        done.plans.extend(plans);
+                        done.lists.push(run);
+                    }
+                }
                 if rule.stop {
                     break;
                 }
             }
         }
-        Evaluation {
-            ignored: None,
-            plans,
-        }
+        done
     }
 
     /// Every rule's verdict on `event`, for `simulate`. Slower than [`RuleSet::evaluate`]:
@@ -143,11 +156,20 @@ impl RuleSet {
             }
             match self.check(rule, event, input, &base) {
                 Ok(captures) => {
-                    let plan = self.plan(index, event, input, &base, captures, 0, None);
+                    let verdict = match &rule.for_each {
+                        None => Verdict::Matched(
+                            self.plan(index, event, input, &base, captures, 0, None),
+                        ),
+                        Some(each) => {
+                            let (plans, run) =
+                                self.expand(index, each, event, input, &base, captures);
+                            Verdict::Each(plans, run)
+                        }
+                    };
                     if rule.stop {
                         stopped_by = Some(rule.name.clone());
                     }
-                    out.push((rule.name.clone(), Verdict::Matched(plan)));
+                    out.push((rule.name.clone(), verdict));
                 }
                 Err(reason) => out.push((rule.name.clone(), Verdict::NotMatched(reason))),
             }
@@ -241,37 +263,7 @@ impl RuleSet {
                 input.instance
             ));
         }
-        let mut captures = BTreeMap::new();
-        match (&rule.trigger, &event.kind) {
-            (Trigger::Message(f), EventKind::Message(m)) => {
-                captures = filter::message(f, m, input, base)?;
-            }
-            (Trigger::Status(f), EventKind::Status(s)) => {
-                if !f.names.is_empty() && !f.names.contains(&s.name) {
-                    return Err(format!("status {} is not in match.status", s.name));
-                }
-                if !f.from.is_empty() && !s.phone.as_ref().is_some_and(|p| f.from.contains(p)) {
-                    return Err(format!("chat {} is not in match.from", s.chat));
-                }
-            }
-            (Trigger::Presence(f), EventKind::Presence(p)) => {
-                if !f.states.is_empty() && !f.states.contains(&p.state) {
-                    return Err(format!("presence {} is not in match.presence", p.state));
-                }
-                if !f.from.is_empty() && !p.phone.as_ref().is_some_and(|x| f.from.contains(x)) {
-                    return Err(format!("{} is not in match.from", p.participant));
-                }
-            }
-            (Trigger::Schedule(_), EventKind::Schedule(fire)) if fire.rule == rule.name => {}
-            (Trigger::Webhook(h), EventKind::Hook(hook)) if h.hook == hook.name => {}
-            (trigger, _) => {
-                return Err(format!(
-                    "the rule is `on: {}`, the event is {}",
-                    trigger.name(),
-                    event.kind.trigger()
-                ));
-            }
-        }
+        let captures = trigger_check(rule, event, input, base)?;
         if let (Some(cooldown), Some(chat)) = (rule.cooldown, chat_of(event))
             && let Ok(Some(last)) = input.memory.last_fired(input.instance, &rule.name, &chat)
         {
@@ -334,8 +326,61 @@ impl RuleSet {
         if let Some(http) = http {
             ctx.insert("http".into(), to_value(http));
         }
+        if let Some(row) = &base.row {
+            ctx.insert("row".into(), row.clone());
+        }
         JValue::from(ctx)
     }
+}
+
+/// Whether the event is of the rule's trigger and passes its filters: the
+/// captures of its `match.text`, or why not.
+fn trigger_check(
+    rule: &Rule,
+    event: &Event,
+    input: &EvalInput,
+    base: &Base<'_>,
+) -> Result<BTreeMap<JValue, JValue>, String> {
+    match (&rule.trigger, &event.kind) {
+        (Trigger::Message(f), EventKind::Message(m)) => {
+            return filter::message(f, m, input, base);
+        }
+        (Trigger::Status(f), EventKind::Status(s)) => {
+            if !f.names.is_empty() && !f.names.contains(&s.name) {
+                return Err(format!("status {} is not in match.status", s.name));
+            }
+            if !f.from.is_empty() && !s.phone.as_ref().is_some_and(|p| f.from.contains(p)) {
+                return Err(format!("chat {} is not in match.from", s.chat));
+            }
+        }
+        (Trigger::Presence(f), EventKind::Presence(p)) => {
+            if !f.states.is_empty() && !f.states.contains(&p.state) {
+                return Err(format!("presence {} is not in match.presence", p.state));
+            }
+            if !f.from.is_empty() && !p.phone.as_ref().is_some_and(|x| f.from.contains(x)) {
+                return Err(format!("{} is not in match.from", p.participant));
+            }
+        }
+        (Trigger::Schedule(_), EventKind::Schedule(fire)) if fire.rule == rule.name => {}
+        (Trigger::Schedule(_), EventKind::Schedule(fire)) => {
+            return Err(format!(
+                "it fires on its own schedule, not with `{}`",
+                fire.rule
+            ));
+        }
+        (Trigger::Webhook(h), EventKind::Hook(hook)) if h.hook == hook.name => {}
+        (Trigger::Webhook(h), EventKind::Hook(_)) => {
+            return Err(format!("it listens on hook `{}`", h.hook));
+        }
+        (trigger, _) => {
+            return Err(format!(
+                "the rule is `on: {}`, the event is {}",
+                trigger.name(),
+                event.kind.trigger()
+            ));
+        }
+    }
+    Ok(BTreeMap::new())
 }
 
 /// The protective defaults: events no rule may act on.
