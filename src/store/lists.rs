@@ -109,19 +109,18 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The list fires of `instance` since `since`, newest first, with their progress.
+    /// The latest `limit` list fires of `instance`, newest first, with their progress.
     pub fn list_progress(
         &self,
         instance: &str,
-        since: i64,
         limit: usize,
     ) -> Result<Vec<ListProgress>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT rule, source, created_at, total, planned, excluded, bad, left_out, error, inbox_id
-               FROM lists WHERE instance = ?1 AND created_at >= ?2 ORDER BY created_at DESC, rule LIMIT ?3",
+               FROM lists WHERE instance = ?1 ORDER BY created_at DESC, rule LIMIT ?2",
         )?;
         let found = stmt
-            .query_map(params![instance, since, limit as i64], |r| {
+            .query_map(params![instance, limit as i64], |r| {
                 let progress = ListProgress {
                     rule: r.get(0)?,
                     source: r.get(1)?,

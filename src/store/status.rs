@@ -30,12 +30,12 @@ pub struct StatusReport {
     pub last_errors: Vec<(i64, String, String, i64)>,
     /// Last fire of each schedule rule.
     pub schedules: Vec<(String, i64)>,
-    /// The contact-list fires of the last week, newest first, with their progress.
+    /// The latest contact-list fires, newest first, with their progress.
     pub lists: Vec<super::ListProgress>,
 }
 
-/// How far back `waflow status` shows list fires.
-const LISTS_SHOWN_FOR: i64 = 7 * 86_400_000;
+/// How many list fires `waflow status` shows.
+const LISTS_SHOWN: usize = 10;
 
 impl Tx<'_> {
     /// Gathers the status report of one instance.
@@ -92,7 +92,7 @@ impl Tx<'_> {
             paused_chats,
             last_errors,
             schedules,
-            lists: self.list_progress(instance, now - LISTS_SHOWN_FOR, 20)?,
+            lists: self.list_progress(instance, LISTS_SHOWN)?,
         })
     }
 
