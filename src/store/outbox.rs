@@ -310,7 +310,7 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<(), StoreError> {
         self.conn.prepare_cached(
-            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, attempts = attempts + ?4, updated_at = ?5 WHERE id = ?1",
+            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, reason = NULL, attempts = attempts + ?4, updated_at = ?5 WHERE id = ?1",
         )?
         .execute(params![id, next_at, error, i64::from(count_attempt), now])?;
         Ok(())
@@ -394,7 +394,7 @@ impl Tx<'_> {
     ) -> Result<usize, StoreError> {
         Ok(match id {
             Some(id) => self.conn.execute(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?2, updated_at = ?2 WHERE id = ?1 AND state IN ('dead', 'blocked')",
+                "UPDATE outbox SET state = 'pending', attempts = 0, reason = NULL, next_at = ?2, updated_at = ?2 WHERE id = ?1 AND state IN ('dead', 'blocked')",
                 params![id, now],
             )?,
             None => self.conn.execute(
