@@ -95,6 +95,16 @@ fn setup(dir: &Path, api: &str, port: u16, extra: &str, source: &str, csv: Optio
     }
 }
 
+/// A folder with config, rule and the list `csv` (`extra` more config),
+/// and the port its daemon is to listen on.
+fn prepared(api: &MockServer, extra: &str, csv: &str) -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let source = "csv: ./lists/people.csv";
+    setup(dir.path(), &api.uri(), port, extra, source, Some(csv));
+    (dir, port)
+}
+
 fn waflow(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_waflow"))
         .current_dir(dir)
@@ -143,17 +153,8 @@ fn list_status(dir: &Path) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_row_list_reaches_everyone_once_but_the_opted_out_and_the_bad_rows() {
     let api = api_ok().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let list = people(930, 50, 20);
-    setup(
-        dir.path(),
-        &api.uri(),
-        port,
-        "safety:\n  cold_daily_cap: 5000\n",
-        "csv: ./lists/people.csv",
-        Some(&list.csv),
-    );
+    let (dir, port) = prepared(&api, "safety:\n  cold_daily_cap: 5000\n", &list.csv);
     opt_out(dir.path(), port, &list.opted).await;
     let d = run_clock(dir.path(), port, JUST_BEFORE, "1").await;
     wait_for_sends(&api, "send", 930, Duration::from_secs(90)).await;
@@ -208,18 +209,8 @@ async fn a_thousand_row_list_reaches_everyone_once_but_the_opted_out_and_the_bad
 async fn a_list_killed_ten_times_mid_way_reaches_everyone_with_at_most_one_repeat_per_kill() {
     use rand::Rng;
     let api = api_ok().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let list = people(930, 50, 20);
-    let extra = "safety:\n  cold_daily_cap: 5000\n";
-    setup(
-        dir.path(),
-        &api.uri(),
-        port,
-        extra,
-        "csv: ./lists/people.csv",
-        Some(&list.csv),
-    );
+    let (dir, port) = prepared(&api, "safety:\n  cold_daily_cap: 5000\n", &list.csv);
     // Paced so that the kills land mid-list.
     edit_config(dir.path(), "min_interval: 0s", "min_interval: 8ms");
     opt_out(dir.path(), port, &list.opted).await;
@@ -276,17 +267,8 @@ async fn a_list_keeps_the_numbers_pace() {
         .respond_with(Timed(arrivals.clone()))
         .mount(&api)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let list = people(25, 0, 0);
-    setup(
-        dir.path(),
-        &api.uri(),
-        port,
-        "safety:\n  cold_daily_cap: 5000\n",
-        "csv: ./lists/people.csv",
-        Some(&list.csv),
-    );
+    let (dir, port) = prepared(&api, "safety:\n  cold_daily_cap: 5000\n", &list.csv);
     edit_config(dir.path(), "min_interval: 0s", "min_interval: 200ms");
     let d = run_clock(dir.path(), port, JUST_BEFORE, "1").await;
     wait_for_sends(&api, "send", 25, Duration::from_secs(30)).await;
@@ -308,17 +290,11 @@ async fn a_list_keeps_the_numbers_pace() {
 #[tokio::test(flavor = "multi_thread")]
 async fn quiet_hours_hold_a_list_until_the_morning() {
     let api = api_ok().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let list = people(12, 0, 0);
-    let extra = "safety:\n  cold_daily_cap: 5000\n  quiet_hours: \"17:00-08:00\"\n";
-    setup(
-        dir.path(),
-        &api.uri(),
-        port,
-        extra,
-        "csv: ./lists/people.csv",
-        Some(&list.csv),
+    let (dir, port) = prepared(
+        &api,
+        "safety:\n  cold_daily_cap: 5000\n  quiet_hours: \"17:00-08:00\"\n",
+        &list.csv,
     );
     edit_config_rules(dir.path(), "0 18 * * *", "0 18 2 3 *");
     // 18:00 is quiet: the list waits for 08:00, 14 hours on, 7 s at 7,200×.
@@ -340,17 +316,8 @@ async fn quiet_hours_hold_a_list_until_the_morning() {
 #[tokio::test(flavor = "multi_thread")]
 async fn beyond_the_daily_cap_of_first_contacts_a_list_waits_for_the_next_day() {
     let api = api_ok().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let list = people(5, 0, 0);
-    setup(
-        dir.path(),
-        &api.uri(),
-        port,
-        "safety:\n  cold_daily_cap: 3\n",
-        "csv: ./lists/people.csv",
-        Some(&list.csv),
-    );
+    let (dir, port) = prepared(&api, "safety:\n  cold_daily_cap: 3\n", &list.csv);
     // Only this day's fire (the next day's would be a list of its own).
     edit_config_rules(dir.path(), "0 18 * * *", "0 18 2 3 *");
     // A day is 12 s at 7,200×.
