@@ -7,6 +7,7 @@
 
 mod check;
 mod cron;
+mod explain;
 mod init;
 mod instance;
 pub mod log;
@@ -94,6 +95,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Show which rules an event matches and the API calls they would make
     Simulate(simulate::SimulateArgs),
+    /// Why the bot did what it did: an event's rules, sends and their delivery
+    Explain(explain::ExplainArgs),
     /// Print the JSON Schema of rule files (for editor completion)
     Schema,
     /// Cron expressions: when do they fire?
@@ -177,6 +180,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Check => check::run(cli, out),
         Command::Test(args) => test::run(cli, args, out),
         Command::Simulate(args) => simulate::run(cli, args, out),
+        Command::Explain(args) => explain::run(cli, args, out),
         Command::Cron(cmd) => cron::run(cmd, out),
         Command::Schema => {
             schema::run();

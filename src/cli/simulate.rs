@@ -237,7 +237,8 @@ fn show(api: &ApiClient, action: &PlannedAction) -> (String, Value) {
     }
 }
 
-fn describe(event: &Event) -> String {
+/// An event in a few words.
+pub(super) fn describe(event: &Event) -> String {
     match &event.kind {
         EventKind::Message(m) => format!(
             "{:?} message from {}{}{}{}",

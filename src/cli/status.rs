@@ -8,7 +8,8 @@ use super::{Cli, CliError, Output};
 use crate::config::StoreLocation;
 use crate::store::{self, Direct};
 
-fn reader(config: &crate::config::Config) -> Result<Direct, CliError> {
+/// The store of `config`, opened beside a daemon that may be running.
+pub(super) fn reader(config: &crate::config::Config) -> Result<Direct, CliError> {
     let StoreLocation::File(path) = &config.store else {
         return Err(CliError::Invalid(
             "the store is in memory (store: \":memory:\"): nothing to read".into(),

@@ -160,6 +160,15 @@ fn process_event(
 ) -> Result<usize, StoreError> {
     let (config, rules) = (&instance.config, &instance.rules);
     event.learn_phones(|jid| tx.phone_of(jid))?;
+    if let EventKind::Status(status) = &event.kind {
+        // The delivery status of one of our sends, for its decision trail.
+        tx.record_delivery(
+            &instance.name,
+            &status.id,
+            &status.name,
+            now.as_millisecond(),
+        )?;
+    }
     if let Some(planned) = screen::before_rules(tx, config, row, &event, now.as_millisecond())? {
         return Ok(planned);
     }
@@ -209,6 +218,9 @@ fn process_event(
     } else {
         format!("matched: {}", matched.join(", "))
     };
-    tx.finish_inbox(row.id, "done", Some(&note))?;
+    let trail = (evaluation.trail != Default::default())
+        .then(|| serde_json::to_string(&evaluation.trail).ok())
+        .flatten();
+    tx.finish_inbox_with(row.id, "done", Some(&note), trail.as_deref())?;
     Ok(planned)
 }

@@ -31,7 +31,10 @@ use crate::schedule::Cron;
 use crate::secret::Secret;
 use pattern::Pattern;
 
-pub use eval::{EvalInput, Evaluation, Explained, HttpResult, LeftOut, ListRun, Verdict, chat_of};
+pub use eval::{
+    EvalInput, Evaluation, Explained, HttpResult, LeftOut, ListRun, NotMatched, Trail, Verdict,
+    chat_of,
+};
 pub use expr::{Templates, Text};
 pub use foreach::{FieldUse, ForEach, ListSource};
 pub use plan::{
@@ -83,6 +86,9 @@ pub struct RuleSet {
     prefilter: prefilter::Prefilter,
     /// Message rules without a text pattern: always candidates.
     textless: Vec<usize>,
+    /// How many rules are message rules (the decision trail counts those
+    /// the prefilter did not pick).
+    message_rules: usize,
     /// Some rule reads `msg.choice`: only then are menus looked up.
     uses_choice: bool,
 }

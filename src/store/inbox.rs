@@ -20,6 +20,8 @@ pub struct NewEvent {
     pub status: &'static str,
     /// Why it is ignored.
     pub note: Option<String>,
+    /// The chat of a message (a chat's events are read by it).
+    pub chat: Option<String>,
 }
 
 impl NewEvent {
@@ -33,6 +35,10 @@ impl NewEvent {
             event: serde_json::to_string(event).unwrap_or_default(),
             status: "new",
             note: None,
+            chat: match &event.kind {
+                crate::event::EventKind::Message(m) => Some(m.chat.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -60,13 +66,13 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO inbox (instance, key, kind, event, received_at, status, note)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (instance, key) DO NOTHING",
+            "INSERT INTO inbox (instance, key, kind, event, received_at, status, note, chat)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (instance, key) DO NOTHING",
         )?;
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             let n = stmt.execute(params![
-                e.instance, e.key, e.kind, e.event, now, e.status, e.note
+                e.instance, e.key, e.kind, e.event, now, e.status, e.note, e.chat
             ])?;
             out.push((n == 1).then(|| self.conn.last_insert_rowid()));
         }
@@ -97,9 +103,22 @@ impl Tx<'_> {
         status: &str,
         note: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.finish_inbox_with(id, status, note, None)
+    }
+
+    /// [`Tx::finish_inbox`] with the decision trail of the event (JSON).
+    pub fn finish_inbox_with(
+        &self,
+        id: i64,
+        status: &str,
+        note: Option<&str>,
+        trail: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("UPDATE inbox SET status = ?2, note = ?3 WHERE id = ?1")?
-            .execute(params![id, status, note])?;
+            .prepare_cached(
+                "UPDATE inbox SET status = ?2, note = ?3, trail = COALESCE(?4, trail) WHERE id = ?1",
+            )?
+            .execute(params![id, status, note, trail])?;
         Ok(())
     }
 

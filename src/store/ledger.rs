@@ -81,6 +81,39 @@ impl Tx<'_> {
             .query_row(params![instance, since], |r| r.get(0))?)
     }
 
+    /// Records a delivery status the webhook reported for one of our sends
+    /// (`sent`, `delivered`, `read`, `played`, `failed`); a status never
+    /// goes back (a late `delivered` after `read` changes nothing) and a
+    /// failure is final. `true` when it was one of our sends and changed.
+    pub fn record_delivery(
+        &self,
+        instance: &str,
+        message_id: &str,
+        status: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(new_rank) = delivery_rank(status) else {
+            return Ok(false);
+        };
+        let current: Option<Option<String>> = self
+            .conn
+            .prepare_cached("SELECT delivery FROM sent WHERE instance = ?1 AND message_id = ?2")?
+            .query_row(params![instance, message_id], |r| r.get(0))
+            .optional()?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        if current.as_deref().and_then(delivery_rank) >= Some(new_rank) {
+            return Ok(false);
+        }
+        self.conn
+            .prepare_cached(
+                "UPDATE sent SET delivery = ?3, delivery_at = ?4 WHERE instance = ?1 AND message_id = ?2",
+            )?
+            .execute(params![instance, message_id, status, at])?;
+        Ok(true)
+    }
+
     /// Puts a number on the opt-out list; `true` if it was not on it.
     pub fn opt_out(&self, instance: &str, number: &str, now: i64) -> Result<bool, StoreError> {
         Ok(self.conn
@@ -163,4 +196,17 @@ impl Tx<'_> {
         times.sort_unstable();
         Ok(times)
     }
+}
+
+/// The order of delivery statuses: each only moves forward; `failed` ends it.
+fn delivery_rank(status: &str) -> Option<u8> {
+    Some(match status {
+        "pending" => 0,
+        "sent" => 1,
+        "delivered" => 2,
+        "read" => 3,
+        "played" => 4,
+        "failed" => 5,
+        _ => return None,
+    })
 }

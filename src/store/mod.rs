@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod retention;
 mod schema;
 pub mod status;
+pub mod trail;
 mod tx;
 mod writer;
 
@@ -32,6 +33,7 @@ pub use outbox::{Block, Claim, NewOutbox, OutboxRow};
 pub use retention::Pruned;
 pub use schema::{Direct, SCHEMA_VERSION};
 pub use status::StatusReport;
+pub use trail::{TrailEvent, TrailSend};
 pub use tx::Tx;
 
 use crate::config::StoreLocation;

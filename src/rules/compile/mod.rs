@@ -148,12 +148,14 @@ impl RuleSet {
             }
         }
         let prefilter = super::prefilter::Prefilter::new(&patterns);
+        let message_rules = patterns.len() + textless.len();
         Ok(RuleSet {
             files: sources.iter().map(|(p, _)| p.clone()).collect(),
             vars: super::expr::to_value(&options.vars),
             rules,
             templates,
             prefilter,
+            message_rules,
             textless,
             uses_choice,
         })

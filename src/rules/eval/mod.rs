@@ -10,8 +10,10 @@ mod actions;
 mod context;
 mod filter;
 mod foreach;
+mod trail;
 
 pub use foreach::{LeftOut, ListRun};
+pub use trail::{NotMatched, Trail};
 
 use context::Base;
 
@@ -70,6 +72,8 @@ pub struct Evaluation {
     pub plans: Vec<RulePlan>,
     /// What each matched `for_each` rule made of its list.
     pub lists: Vec<ListRun>,
+    /// The rules considered and why each did or did not match.
+    pub trail: Trail,
 }
 
 /// Why one rule did or did not act on an event (`simulate`).
@@ -112,22 +116,34 @@ impl RuleSet {
         }
         let base = Base::new(self, event, input);
         let mut done = Evaluation::default();
-        for index in self.candidates(event) {
+        let candidates = self.candidates(event);
+        done.trail.skipped = self.of_trigger(event).saturating_sub(candidates.len());
+        for index in candidates {
             let rule = &self.rules[index];
-            if let Ok(captures) = self.check(rule, event, input, &base) {
-                match &rule.for_each {
-                    None => done
-                        .plans
-                        .push(self.plan(index, event, input, &base, captures, 0, None)),
-                    Some(each) => {
-                        let (plans, run) = self.expand(index, each, event, input, &base, captures);
-                        done.plans.extend(plans);
-                        done.lists.push(run);
-                    }
+            let captures = match self.check(rule, event, input, &base) {
+                Ok(captures) => captures,
+                Err(why) => {
+                    done.trail.not_matched.push(NotMatched {
+                        rule: rule.name.clone(),
+                        why,
+                    });
+                    continue;
                 }
-                if rule.stop {
-                    break;
+            };
+            done.trail.matched.push(rule.name.clone());
+            match &rule.for_each {
+                None => done
+                    .plans
+                    .push(self.plan(index, event, input, &base, captures, 0, None)),
+                Some(each) => {
+                    let (plans, run) = self.expand(index, each, event, input, &base, captures);
+                    done.plans.extend(plans);
+                    done.lists.push(run);
                 }
+            }
+            if rule.stop {
+                done.trail.stopped_by = Some(rule.name.clone());
+                break;
             }
         }
         done
@@ -210,6 +226,15 @@ impl RuleSet {
             from_action,
             Some(http),
         ))
+    }
+
+    /// How many rules react to `event`'s kind of trigger (message rules:
+    /// all of them, whatever their pattern).
+    fn of_trigger(&self, event: &Event) -> usize {
+        match &event.kind {
+            EventKind::Message(_) => self.message_rules,
+            _ => 0,
+        }
     }
 
     /// The rules that could match `event`, in order.
