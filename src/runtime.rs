@@ -195,6 +195,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Reads the lists of `for_each` rules that come from a URL.
     pub list_client: reqwest::Client,
+    /// The last reload: when (Unix ms), and its problems when it was rejected.
+    last_reload: std::sync::Mutex<Option<(i64, Option<String>)>>,
 }
 
 impl Shared {
@@ -210,6 +212,7 @@ impl Shared {
             webhooks_busy: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
             list_client: crate::lists::client(),
+            last_reload: std::sync::Mutex::new(None),
         }
     }
 
@@ -219,6 +222,24 @@ impl Shared {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Remembers a reload: `problems` when it was rejected.
+    pub fn note_reload(&self, problems: Option<String>) {
+        let at = self.now().as_millisecond();
+        let mut last = self
+            .last_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = Some((at, problems));
+    }
+
+    /// The last reload: when, and its problems when it was rejected.
+    pub fn last_reload(&self) -> Option<(i64, Option<String>)> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Puts `loaded` in force (a reload).

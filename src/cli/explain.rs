@@ -145,29 +145,13 @@ fn trail_text(trail: &Trail) -> String {
 
 fn send_text(send: &TrailSend) -> String {
     let row = &send.row;
-    let what = action_text(&row.action);
-    let outcome = match row.state.as_str() {
-        "sent" => {
-            let id = row.message_id.as_deref().unwrap_or("no id");
-            let delivery = match (&send.delivery, send.delivery_at) {
-                (Some(status), Some(at)) => format!(", {status} at {}", ms_text(at)),
-                _ => String::new(),
-            };
-            format!("sent as {id}{delivery}")
-        }
-        "pending" | "inflight" => match &row.last_error {
-            Some(why) => format!("waiting: {why}"),
-            None => "waiting to be sent".to_owned(),
-        },
-        "blocked" => format!("blocked: {}", row.last_error.as_deref().unwrap_or("")),
-        "dead" => format!(
-            "dead letter after {} attempts: {}",
-            row.attempts,
-            row.last_error.as_deref().unwrap_or("")
-        ),
-        other => other.replace('_', "-"),
-    };
-    format!("#{} {} {what}: {outcome}", row.id, row.rule)
+    format!(
+        "#{} {} {}: {}",
+        row.id,
+        row.rule,
+        action_text(&row.action),
+        send.outcome()
+    )
 }
 
 fn action_text(action: &PlannedAction) -> String {

@@ -286,8 +286,19 @@ pub(super) fn retry(raw: &raw::RetryRaw) -> Retry {
 }
 
 /// `server:` over its defaults, listening on `listen`.
-pub(super) fn server(raw: raw::Server, listen: SocketAddr) -> ServerConfig {
+pub(super) fn server(
+    raw: raw::Server,
+    listen: SocketAddr,
+    path: &Path,
+    problems: &mut Diagnostics,
+) -> ServerConfig {
+    let console =
+        super::console::compile(raw.console.as_ref()).unwrap_or_else(|(message, hint)| {
+            problems.push(Diagnostic::file_level(path, message).with_hint(hint));
+            None
+        });
     ServerConfig {
+        console,
         listen,
         webhook_secret: raw.webhook_secret.and_then(Secret::new),
         max_body: raw.max_body.map_or(1 << 20, |s| s.0),

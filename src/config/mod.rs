@@ -6,6 +6,7 @@
 //! reject the same files with the same messages. This module does no network
 //! I/O and knows nothing of rules beyond where they live.
 
+pub mod console;
 pub mod diagnostic;
 pub mod safety;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::units::{ByteSize, DelayRange, HumanDuration, Rate, Zone};
+pub use console::ConsoleConfig;
 pub use diagnostic::{Diagnostic, Diagnostics};
 
 use crate::secret::Secret;
@@ -145,6 +147,8 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// Connections open at once; more are answered 503 and closed.
     pub max_connections: usize,
+    /// The web console under `/console/`; `None` when it is off.
+    pub console: Option<ConsoleConfig>,
 }
 
 /// Where the SQLite store is.
@@ -275,7 +279,7 @@ impl Config {
             path: path.to_owned(),
             dry_run: raw.dry_run || api.access_token.is_none(),
             api,
-            server: compile::server(raw.server.clone(), listen),
+            server: compile::server(raw.server.clone(), listen, path, &mut problems),
             store,
             rules,
             timezone,

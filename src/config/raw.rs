@@ -159,6 +159,7 @@ pub struct Server {
     pub max_body: Option<ByteSize>,
     pub read_timeout: Option<HumanDuration>,
     pub max_connections: Option<u32>,
+    pub console: Option<super::console::ConsoleRaw>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -69,6 +69,7 @@ pub fn reload(shared: &Shared, path: &Path, force_dry_run: bool, cause: &str) {
                 .unwrap_or(0);
             let names: Vec<String> = fresh.instances.iter().map(|i| i.name.clone()).collect();
             shared.replace(fresh);
+            shared.note_reload(None);
             metrics::counter!(crate::metrics::RELOADS, "outcome" => "ok").increment(1);
             tracing::info!(cause, rules, instances = %names.join(", "), "reloaded config and rules");
             shared.wake_processor.notify_one();
@@ -79,6 +80,7 @@ pub fn reload(shared: &Shared, path: &Path, force_dry_run: bool, cause: &str) {
         }
         Err(problems) => {
             metrics::counter!(crate::metrics::RELOADS, "outcome" => "rejected").increment(1);
+            shared.note_reload(Some(problems.to_string()));
             for problem in &problems.0 {
                 tracing::error!("{problem}");
             }

@@ -38,7 +38,14 @@ async fn prune(shared: &Shared, keep: Duration) {
                 total.rows += pruned.rows;
                 total.sends += pruned.sends;
                 total.echoes += pruned.echoes;
-                let most = [pruned.events, pruned.rows, pruned.sends, pruned.echoes];
+                total.lists += pruned.lists;
+                let most = [
+                    pruned.events,
+                    pruned.rows,
+                    pruned.sends,
+                    pruned.echoes,
+                    pruned.lists,
+                ];
                 if most.into_iter().max().unwrap_or(0) < BATCH {
                     break;
                 }
@@ -50,14 +57,50 @@ async fn prune(shared: &Shared, keep: Duration) {
         }
         tokio::task::yield_now().await;
     }
-    if total.any() {
+    let trails = prune_trails(shared).await;
+    if total.any() || trails > 0 {
         tracing::info!(
             events = total.events,
+            lists = total.lists,
+            trails,
             outbox_rows = total.rows,
             sends = total.sends,
             echoes = total.echoes,
             keep = ?keep,
             "retention: deleted records older than store.keep"
         );
+    }
+}
+
+/// Forgets the decision trail of events older than `server.console.keep`
+/// when that is shorter than `store.keep` (the events themselves stay).
+async fn prune_trails(shared: &Shared) -> usize {
+    let config = &shared.loaded().config;
+    let Some(keep) = config.server.console.as_ref().map(|c| c.keep) else {
+        return 0;
+    };
+    if keep >= config.keep {
+        return 0;
+    }
+    let before = shared.now().as_millisecond() - keep.as_millis() as i64;
+    let mut total = 0;
+    loop {
+        match shared
+            .store
+            .call(move |c| c.prune_trails(before, BATCH))
+            .await
+        {
+            Ok(n) => {
+                total += n;
+                if n < BATCH {
+                    return total;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "retention: cannot forget old decision trails now");
+                return total;
+            }
+        }
+        tokio::task::yield_now().await;
     }
 }

@@ -261,6 +261,33 @@ pub struct RowRef {
     pub line: u64,
 }
 
+impl Outgoing {
+    /// The words of a message (its text, or a file's caption or name),
+    /// for people reading what was sent; `None` for other requests.
+    pub fn words(&self) -> Option<String> {
+        match &self.request {
+            crate::api::ApiRequest::Send { content, .. }
+            | crate::api::ApiRequest::SendGroup { content, .. } => Some(match content {
+                crate::api::Content::Text { text } => text.clone(),
+                crate::api::Content::Media {
+                    caption,
+                    filename,
+                    media_url,
+                } => caption
+                    .clone()
+                    .or_else(|| filename.clone())
+                    .unwrap_or_else(|| media_url.clone()),
+            }),
+            crate::api::ApiRequest::SendTemplate { message, .. } => serde_json::to_value(message)
+                .ok()?
+                .get("text")?
+                .as_str()
+                .map(str::to_owned),
+            _ => None,
+        }
+    }
+}
+
 /// An action that could not be planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionFailure {

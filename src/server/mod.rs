@@ -1,11 +1,13 @@
 //! The HTTP listener: the API's webhook ([`webhook`]), generic hooks of
-//! other systems ([`hooks`]), health, readiness ([`health`]) and metrics.
+//! other systems ([`hooks`]), health, readiness ([`health`]), metrics, and
+//! the operator's web console ([`console`]).
 //! Refusals are [`ServerError`]s.
 //!
 //! A webhook request is answered only after its events are committed to the
 //! store, so a 200 means "nothing will be lost". This module records; it
 //! never evaluates rules or calls the API (the pipeline and the outbox do).
 
+mod console;
 mod error;
 mod health;
 mod hooks;
@@ -30,7 +32,11 @@ use crate::runtime::Shared;
 
 /// The router; `max_body` bounds request bodies (larger ones get 413).
 pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
+    let console = Arc::new(console::Console::default());
+    let config = &shared.loaded().config;
+    console.announce(config.server.listen, config.server.console.as_ref());
     Router::new()
+        .merge(console::router(console))
         .route("/webhook/{secret}", post(webhook::webhook))
         .route("/hooks/{name}", post(hooks::hook))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -11,6 +11,7 @@
 //! knows which database is behind `Tx`.
 
 pub mod chat;
+pub mod console;
 pub mod echo;
 pub mod inbox;
 pub mod ledger;
@@ -26,6 +27,7 @@ mod writer;
 
 use std::sync::mpsc;
 
+pub use console::ChatSummary;
 pub use echo::{Echo, Reconciled};
 pub use inbox::{InboxRow, NewEvent};
 pub use lists::{LeftOutRow, ListProgress, NewList};

@@ -78,3 +78,16 @@ impl Tx<'_> {
         })
     }
 }
+
+impl Tx<'_> {
+    /// Forgets the decision trail of up to `limit` events older than `before` (ms).
+    pub fn prune_trails(&self, before: i64, limit: usize) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE inbox SET trail = NULL WHERE id IN (SELECT id FROM inbox
+                   WHERE received_at < ?1 AND trail IS NOT NULL LIMIT ?2)",
+            )?
+            .execute(params![before, limit as i64])?)
+    }
+}

@@ -47,6 +47,32 @@ pub struct TrailSend {
     pub delivery_at: Option<i64>,
 }
 
+impl TrailSend {
+    /// What became of the send, in a few words: sent (with its id and
+    /// latest delivery status), waiting and why, blocked, dead and why.
+    pub fn outcome(&self) -> String {
+        let row = &self.row;
+        let error = row.last_error.as_deref().unwrap_or("");
+        match row.state.as_str() {
+            "sent" => {
+                let id = row.message_id.as_deref().unwrap_or("no id");
+                let delivery = match (&self.delivery, self.delivery_at) {
+                    (Some(status), Some(at)) => {
+                        format!(", {status} at {}", crate::units::ms_text(at))
+                    }
+                    _ => String::new(),
+                };
+                format!("sent as {id}{delivery}")
+            }
+            "pending" | "inflight" if !error.is_empty() => format!("waiting: {error}"),
+            "pending" | "inflight" => "waiting to be sent".to_owned(),
+            "blocked" => format!("blocked: {error}"),
+            "dead" => format!("dead letter after {} attempts: {error}", row.attempts),
+            other => other.replace('_', "-"),
+        }
+    }
+}
+
 const EVENT_COLUMNS: &str = "id, instance, key, received_at, status, note, trail, event";
 
 fn event_row(r: &rusqlite::Row) -> rusqlite::Result<TrailEvent> {

@@ -123,10 +123,9 @@ impl RuleSet {
             let captures = match self.check(rule, event, input, &base) {
                 Ok(captures) => captures,
                 Err(why) => {
-                    done.trail.not_matched.push(NotMatched {
-                        rule: rule.name.clone(),
-                        why,
-                    });
+                    done.trail
+                        .not_matched
+                        .push(NotMatched::new(&rule.name, why));
                     continue;
                 }
             };

@@ -33,6 +33,24 @@ pub struct NotMatched {
     pub why: String,
 }
 
+/// The longest reason kept, in characters: a reason may quote the whole
+/// message, and the trail is stored with every event.
+const WHY_KEPT: usize = 160;
+
+impl NotMatched {
+    /// `rule` did not match because of `why` (cut to [`WHY_KEPT`] characters).
+    pub fn new(rule: &str, mut why: String) -> NotMatched {
+        if let Some((cut, _)) = why.char_indices().nth(WHY_KEPT) {
+            why.truncate(cut);
+            why.push('…');
+        }
+        NotMatched {
+            rule: rule.to_owned(),
+            why,
+        }
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
