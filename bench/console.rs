@@ -144,7 +144,7 @@ fn batch(first: usize, n: usize) -> Value {
 }
 
 async fn start(waflow: &Path, dir: &Path, port: u16) -> Child {
-    let child = Command::new(waflow)
+    let mut child = Command::new(waflow)
         .current_dir(dir)
         .env_remove("WAFLOW_ACCESS_TOKEN")
         .args(["-c", "waflow.yaml", "run"])
@@ -162,5 +162,7 @@ async fn start(waflow: &Path, dir: &Path, port: u16) -> Child {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the daemon did not start");
 }
