@@ -4,21 +4,17 @@
 //! `human_pause`), a dead letter retried, a row dropped, a number opted
 //! out or in. Each answers with a redirect back to the page it came from.
 
-use std::sync::Arc;
-
-use axum::Extension;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::Form;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::Deserialize;
 
 use super::ConsoleError;
-use super::auth::{self, Console};
-use super::pages::{instance_of, url_part};
+use super::auth::Page;
+use super::pages::{chat_url, instance_of, url_part};
 use crate::api::{ApiRequest, Content, normalize_number};
 use crate::rules::{Allowances, Outgoing, PlannedAction};
-use crate::runtime::Shared;
 use crate::store::NewOutbox;
 
 /// The rule name of replies typed in the console.
@@ -46,12 +42,10 @@ pub(super) struct ReplyForm {
 
 /// `POST /console/reply`: a person's answer in a chat.
 pub(super) async fn reply(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Form(form): Form<ReplyForm>,
 ) -> Result<Response, ConsoleError> {
-    auth::authed_post(&shared, &console, &headers, &form.csrf)?;
+    let shared = page.check(&form.csrf)?;
     let instance = instance_of(&shared, Some(&form.instance))?;
     let text = form.text.trim().to_owned();
     if text.is_empty() || text.chars().count() > MAX_REPLY {
@@ -112,11 +106,7 @@ pub(super) async fn reply(
         .await?;
     shared.wake_sender(&instance.name);
     tracing::info!(instance = %instance.name, chat = %chat, "console: a reply by hand; the bot pauses in this chat");
-    Ok(back_to(&format!(
-        "/console/chat?instance={}&chat={}",
-        url_part(&instance.name),
-        url_part(&chat)
-    )))
+    Ok(back_to(&chat_url(&instance.name, &chat)))
 }
 
 #[derive(Deserialize)]
@@ -127,13 +117,8 @@ pub(super) struct RowForm {
 }
 
 /// `POST /console/outbox/retry`: a dead or blocked row goes back in the queue.
-pub(super) async fn retry(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
-    Form(form): Form<RowForm>,
-) -> Result<Response, ConsoleError> {
-    auth::authed_post(&shared, &console, &headers, &form.csrf)?;
+pub(super) async fn retry(page: Page, Form(form): Form<RowForm>) -> Result<Response, ConsoleError> {
+    let shared = page.check(&form.csrf)?;
     let (id, now) = (form.id, shared.now().as_millisecond());
     let changed = shared
         .store
@@ -153,12 +138,10 @@ pub(super) async fn retry(
 
 /// `POST /console/outbox/drop`: a row that is not sent will not be.
 pub(super) async fn drop_row(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Form(form): Form<RowForm>,
 ) -> Result<Response, ConsoleError> {
-    auth::authed_post(&shared, &console, &headers, &form.csrf)?;
+    let shared = page.check(&form.csrf)?;
     let (id, now) = (form.id, shared.now().as_millisecond());
     let changed = shared.store.call(move |tx| tx.drop_outbox(id, now)).await?;
     if changed == 0 {
@@ -183,12 +166,10 @@ fn number_of(form: &NumberForm) -> Result<String, ConsoleError> {
 
 /// `POST /console/optouts/add`.
 pub(super) async fn opt_out(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Form(form): Form<NumberForm>,
 ) -> Result<Response, ConsoleError> {
-    auth::authed_post(&shared, &console, &headers, &form.csrf)?;
+    let shared = page.check(&form.csrf)?;
     let instance = instance_of(&shared, Some(&form.instance))?;
     let (name, number, now) = (
         instance.name.clone(),
@@ -207,12 +188,10 @@ pub(super) async fn opt_out(
 
 /// `POST /console/optouts/remove`.
 pub(super) async fn opt_in(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Form(form): Form<NumberForm>,
 ) -> Result<Response, ConsoleError> {
-    auth::authed_post(&shared, &console, &headers, &form.csrf)?;
+    let shared = page.check(&form.csrf)?;
     let instance = instance_of(&shared, Some(&form.instance))?;
     let (name, number) = (instance.name.clone(), number_of(&form)?);
     shared

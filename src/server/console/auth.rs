@@ -48,6 +48,49 @@ pub(super) struct Authed {
     pub(super) csrf: String,
 }
 
+/// A logged-in request to a console page, as a handler receives it: the
+/// shared state, and the session's CSRF token for the page's forms. Not
+/// logged in, it is the way to the login page; with the console off, 404.
+pub(super) struct Page {
+    pub(super) shared: Arc<Shared>,
+    pub(super) csrf: String,
+    session: Option<String>,
+    console: Arc<Console>,
+}
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for Page {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let console = parts
+            .extensions
+            .get::<Arc<Console>>()
+            .cloned()
+            .ok_or(ConsoleError::Off)?;
+        let Authed { csrf } = authed(shared, &console, &parts.headers)?;
+        Ok(Page {
+            shared: shared.clone(),
+            csrf,
+            session: session_id(&parts.headers),
+            console,
+        })
+    }
+}
+
+impl Page {
+    /// For a state-changing request: its form's `csrf` must be the session's.
+    pub(super) fn check(&self, csrf: &str) -> Result<Arc<Shared>, ConsoleError> {
+        let expected = Secret::new(self.csrf.clone()).ok_or(ConsoleError::Forbidden)?;
+        if !expected.matches(csrf.as_bytes()) {
+            return Err(ConsoleError::Forbidden);
+        }
+        Ok(self.shared.clone())
+    }
+}
+
 fn random_hex() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
@@ -165,21 +208,6 @@ pub(super) fn authed(
     Ok(Authed { csrf })
 }
 
-/// [`authed`] for a state-changing request: its form's `csrf` must be the session's.
-pub(super) fn authed_post(
-    shared: &Shared,
-    console: &Console,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Authed, ConsoleError> {
-    let authed = authed(shared, console, headers)?;
-    let expected = Secret::new(authed.csrf.clone()).ok_or(ConsoleError::Forbidden)?;
-    if !expected.matches(csrf.as_bytes()) {
-        return Err(ConsoleError::Forbidden);
-    }
-    Ok(authed)
-}
-
 #[derive(Deserialize)]
 pub(super) struct TokenQuery {
     token: Option<String>,
@@ -280,14 +308,12 @@ pub(super) struct CsrfForm {
 
 /// `POST /console/logout`.
 pub(super) async fn logout(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
-    authed_post(&shared, &console, &headers, &form.csrf)?;
-    if let Some(id) = session_id(&headers) {
-        console.end_session(&id);
+    page.check(&form.csrf)?;
+    if let Some(id) = &page.session {
+        page.console.end_session(id);
     }
     let cookie = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok((

@@ -4,20 +4,16 @@
 //! status) moves, checked every second, so a page shows a new event
 //! within two seconds. The page's script then fetches the timeline again.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Query;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
 
 use super::ConsoleError;
-use super::auth::{self, Console};
+use super::auth::Page;
 use super::pages::instance_of;
-use crate::runtime::Shared;
 
 /// How often a chat's version is read.
 const EVERY: Duration = Duration::from_secs(1);
@@ -30,12 +26,10 @@ pub(super) struct LiveQuery {
 
 /// `GET /console/chat/live`.
 pub(super) async fn changes(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Query(query): Query<LiveQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ConsoleError> {
-    auth::authed(&shared, &console, &headers)?;
+    let shared = page.shared;
     let instance = instance_of(&shared, query.instance.as_deref())?
         .name
         .clone();

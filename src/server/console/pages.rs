@@ -5,15 +5,13 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Query;
 use axum::response::Html;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::ConsoleError;
-use super::auth::{self, Console};
+use super::auth::Page;
 use super::view::render;
 use crate::api::{ApiReply, ApiRequest, QrCode};
 use crate::event::{Event, EventKind};
@@ -47,12 +45,8 @@ pub(super) fn instance_of(
 }
 
 /// `GET /console/`: each instance at a glance.
-pub(super) async fn overview(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
-) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
+pub(super) async fn overview(page: Page) -> Result<Html<String>, ConsoleError> {
+    let Page { shared, csrf, .. } = page;
     let loaded = shared.loaded();
     let now = shared.now();
     let names: Vec<String> = loaded.instances.iter().map(|i| i.name.clone()).collect();
@@ -89,7 +83,7 @@ pub(super) async fn overview(
     let reload_error = shared.last_reload().and_then(|(_, problems)| problems);
     Ok(Html(render(
         "overview.html",
-        context! { csrf => authed.csrf, instances, reload_error },
+        context! { csrf, instances, reload_error },
     )))
 }
 
@@ -114,12 +108,10 @@ fn next_fires(instance: &Instance, now: jiff::Timestamp) -> Vec<minijinja::Value
 
 /// `GET /console/chats`: the conversations, latest first.
 pub(super) async fn chats(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Query(which): Query<Which>,
 ) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
+    let Page { shared, csrf, .. } = page;
     let instance = instance_of(&shared, which.instance.as_deref())?;
     let (name, now) = (instance.name.clone(), shared.now().as_millisecond());
     let (chats, paused) = shared
@@ -149,7 +141,7 @@ pub(super) async fn chats(
         .collect();
     Ok(Html(render(
         "chats.html",
-        context! { csrf => authed.csrf, instance => instance.name.clone(), chats },
+        context! { csrf, instance => instance.name.clone(), chats },
     )))
 }
 
@@ -231,16 +223,50 @@ async fn timeline_of(
     Ok(events.iter().rev().map(shown).collect())
 }
 
-/// `GET /console/chat`: a conversation with every decision, and the reply box.
-pub(super) async fn chat(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
-    Query(query): Query<ChatQuery>,
-) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
+/// What the chat page and its live timeline both show.
+struct ChatView {
+    shared: Arc<Shared>,
+    csrf: String,
+    instance: Arc<Instance>,
+    events: minijinja::Value,
+    back: String,
+}
+
+async fn chat_view(page: Page, query: &ChatQuery) -> Result<ChatView, ConsoleError> {
+    let Page { shared, csrf, .. } = page;
     let instance = instance_of(&shared, query.instance.as_deref())?;
     let events = timeline_of(&shared, &instance.name, &query.chat).await?;
+    let back = chat_url(&instance.name, &query.chat);
+    Ok(ChatView {
+        shared,
+        csrf,
+        instance,
+        events: crate::rules::expr::to_value(&events),
+        back,
+    })
+}
+
+/// The page of a chat.
+pub(super) fn chat_url(instance: &str, chat: &str) -> String {
+    format!(
+        "/console/chat?instance={}&chat={}",
+        url_part(instance),
+        url_part(chat)
+    )
+}
+
+/// `GET /console/chat`: a conversation with every decision, and the reply box.
+pub(super) async fn chat(
+    page: Page,
+    Query(query): Query<ChatQuery>,
+) -> Result<Html<String>, ConsoleError> {
+    let ChatView {
+        shared,
+        csrf,
+        instance,
+        events,
+        back,
+    } = chat_view(page, &query).await?;
     let (name, chat, now) = (
         instance.name.clone(),
         query.chat.clone(),
@@ -251,36 +277,23 @@ pub(super) async fn chat(
         .call_lazy(move |tx| tx.pause_of(&name, &chat, now))
         .await?
         .map(|(until, why)| format!("{why} (until {})", crate::units::ms_text(until)));
-    let back = format!(
-        "/console/chat?instance={}&chat={}",
-        url_part(&instance.name),
-        url_part(&query.chat)
-    );
     Ok(Html(render(
         "chat.html",
-        context! { csrf => authed.csrf, instance => instance.name.clone(), chat => query.chat,
-        events => crate::rules::expr::to_value(&events), paused, back },
+        context! { csrf, instance => instance.name.clone(), chat => query.chat, events, paused, back },
     )))
 }
 
 /// `GET /console/chat/timeline`: the timeline alone, for live updates.
 pub(super) async fn timeline(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Query(query): Query<ChatQuery>,
 ) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
-    let instance = instance_of(&shared, query.instance.as_deref())?;
-    let events = timeline_of(&shared, &instance.name, &query.chat).await?;
-    let back = format!(
-        "/console/chat?instance={}&chat={}",
-        url_part(&instance.name),
-        url_part(&query.chat)
-    );
+    let ChatView {
+        csrf, events, back, ..
+    } = chat_view(page, &query).await?;
     Ok(Html(render(
         "timeline.html",
-        context! { csrf => authed.csrf, events => crate::rules::expr::to_value(&events), back },
+        context! { csrf, events, back },
     )))
 }
 
@@ -290,12 +303,10 @@ pub(super) fn url_part(text: &str) -> String {
 
 /// `GET /console/outbox`: what waits, what is dead or blocked.
 pub(super) async fn outbox(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Query(which): Query<Which>,
 ) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
+    let Page { shared, csrf, .. } = page;
     let instance = instance_of(&shared, which.instance.as_deref())?;
     let name = instance.name.clone();
     let rows = shared
@@ -317,18 +328,16 @@ pub(super) async fn outbox(
         .collect();
     Ok(Html(render(
         "outbox.html",
-        context! { csrf => authed.csrf, instance => instance.name.clone(), rows },
+        context! { csrf, instance => instance.name.clone(), rows },
     )))
 }
 
 /// `GET /console/optouts`.
 pub(super) async fn optouts(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Query(which): Query<Which>,
 ) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
+    let Page { shared, csrf, .. } = page;
     let instance = instance_of(&shared, which.instance.as_deref())?;
     let all = shared.store.call_lazy(|tx| tx.opt_outs()).await?;
     let optouts: Vec<minijinja::Value> = all
@@ -338,17 +347,13 @@ pub(super) async fn optouts(
         .collect();
     Ok(Html(render(
         "optouts.html",
-        context! { csrf => authed.csrf, instance => instance.name.clone(), optouts },
+        context! { csrf, instance => instance.name.clone(), optouts },
     )))
 }
 
 /// `GET /console/rules`: the files and rules in force, the last reload's problems.
-pub(super) async fn rules(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
-) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
+pub(super) async fn rules(page: Page) -> Result<Html<String>, ConsoleError> {
+    let Page { shared, csrf, .. } = page;
     let loaded = shared.loaded();
     let instances: Vec<minijinja::Value> = loaded
         .instances
@@ -368,18 +373,16 @@ pub(super) async fn rules(
     let problems = shared.last_reload().and_then(|(_, problems)| problems);
     Ok(Html(render(
         "rules.html",
-        context! { csrf => authed.csrf, instances, problems },
+        context! { csrf, instances, problems },
     )))
 }
 
 /// `GET /console/qr`: the login QR code of an instance, asked of the API.
 pub(super) async fn qr(
-    State(shared): State<Arc<Shared>>,
-    Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    page: Page,
     Query(which): Query<Which>,
 ) -> Result<Html<String>, ConsoleError> {
-    let authed = auth::authed(&shared, &console, &headers)?;
+    let Page { shared, csrf, .. } = page;
     let instance = instance_of(&shared, which.instance.as_deref())?;
     let (png, svg, status) = match instance.api.call(&ApiRequest::GetQrcode).await {
         Ok(ApiReply::QrCode {
@@ -412,7 +415,7 @@ pub(super) async fn qr(
     };
     Ok(Html(render(
         "qr.html",
-        context! { csrf => authed.csrf, instance => instance.name.clone(), png, svg, status },
+        context! { csrf, instance => instance.name.clone(), png, svg, status },
     )))
 }
 
