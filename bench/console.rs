@@ -22,6 +22,8 @@ async fn main() {
             .nth(1)
             .unwrap_or("target/release/waflow".into()),
     );
+    // The daemon runs in a folder of its own: the binary's path must not be relative.
+    let waflow = waflow.canonicalize().unwrap_or(waflow);
     let events: usize = std::env::var("BENCH_CONSOLE_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())

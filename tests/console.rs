@@ -373,3 +373,35 @@ fn optouts(dir: &Path) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_overview_follows_a_list_in_progress() {
+    let api = api_ok().await;
+    let (d, _dir) = daemon(&api, &format!("{{ password: \"{PASSWORD}\" }}")).await;
+    use_rules(
+        &d,
+        &format!(
+            "rules:\n  - name: ready\n    on: webhook\n    hook: orders\n    secret: {HOOK_SECRET}\n    for_each: {{ items: body.orders }}\n    actions:\n      - send: {{ to: \"{{{{ row.phone }}}}\", text: \"Order {{{{ row.id }}}} is ready\", allow_cold: true }}\n"
+        ),
+    )
+    .await;
+    let body = json!({"orders": [{"id": "A1", "phone": "84900000001"}, {"id": "A2", "phone": "not a number"}]});
+    // Under a loaded machine the reload may come late: the hook exists once it did.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while post_hook(&d, "orders", &body.to_string()).await != 202 {
+        assert!(Instant::now() < deadline, "the hook never came: {}", d.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for_sends(&api, "send", 1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = session(&d).await;
+    let (_, overview) = s.get("/console/").await;
+    assert!(
+        overview.contains("Contact lists") && overview.contains("<td>ready</td>"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("2 (1 planned, 0 left out by where)"),
+        "{overview}"
+    );
+}

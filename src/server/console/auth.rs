@@ -325,3 +325,42 @@ pub(super) async fn logout(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_argon2_hash_admits_its_password_only() {
+        use argon2::PasswordHasher;
+        let salt = argon2::password_hash::SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").unwrap();
+        let hash = argon2::Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_hash(&hash, "correct horse"));
+        assert!(!verify_hash(&hash, "correct horse "));
+        assert!(!verify_hash("$argon2id$not-a-hash", "correct horse"));
+    }
+
+    #[test]
+    fn five_failed_logins_a_minute_then_none() {
+        let console = Console::default();
+        for _ in 0..FAILURES {
+            assert!(console.may_try());
+            console.failed();
+        }
+        assert!(!console.may_try());
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "a=1; waflow_console=abc; b=2".parse().unwrap(),
+        );
+        assert_eq!(session_id(&headers).as_deref(), Some("abc"));
+    }
+}

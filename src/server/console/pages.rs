@@ -77,6 +77,7 @@ pub(super) async fn overview(page: Page) -> Result<Html<String>, ConsoleError> {
                 queue => report.queue_depth, dead => report.dead_letters,
                 sent => report.sent, blocked => report.blocked,
                 schedules => next_fires(instance, now),
+                lists => crate::rules::expr::to_value(&report.lists),
             }
         })
         .collect();
