@@ -389,7 +389,11 @@ async fn the_overview_follows_a_list_in_progress() {
     // Under a loaded machine the reload may come late: the hook exists once it did.
     let deadline = Instant::now() + Duration::from_secs(20);
     while post_hook(&d, "orders", &body.to_string()).await != 202 {
-        assert!(Instant::now() < deadline, "the hook never came: {}", d.log());
+        assert!(
+            Instant::now() < deadline,
+            "the hook never came: {}",
+            d.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     wait_for_sends(&api, "send", 1, Duration::from_secs(5)).await;

@@ -81,10 +81,10 @@ pub(super) async fn overview(page: Page) -> Result<Html<String>, ConsoleError> {
             }
         })
         .collect();
-    let reload_error = shared.last_reload().and_then(|(_, problems)| problems);
+    let (reload_at, reload_error) = shared.last_reload().unzip();
     Ok(Html(render(
         "overview.html",
-        context! { csrf, instances, reload_error },
+        context! { csrf, instances, reload_at, reload_error => reload_error.flatten() },
     )))
 }
 
