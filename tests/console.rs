@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -289,22 +288,7 @@ async fn a_reply_by_hand_goes_through_the_outbox_and_pauses_the_bot() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_letter_is_retried_from_the_console_and_arrives() {
-    let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_string(r#"{"status":"error","message":"Invalid number"}"#),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(sent("AFTER"))
-        .mount(&api)
-        .await;
+    let api = api_dead_first().await;
     let (d, _dir) = daemon(&api, &format!("{{ password: \"{PASSWORD}\" }}")).await;
     let s = session(&d).await;
     assert_eq!(post(&d, &message("M1", "84933313000", "price?")).await, 200);
@@ -334,13 +318,7 @@ async fn a_dead_letter_is_retried_from_the_console_and_arrives() {
 #[tokio::test(flavor = "multi_thread")]
 async fn opt_outs_are_added_and_removed_and_the_qr_page_shows_the_code() {
     let api = api_ok().await;
-    let png = waflow::qr::encode_png("2@scan-me", 5).unwrap();
-    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
-    Mock::given(method("POST"))
-        .and(path("/api/get_qrcode"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status":"success","message":"Success","base64": format!("data:image/png;base64,{b64}")})))
-        .mount(&api)
-        .await;
+    let b64 = mount_qr(&api).await;
     let (d, dir) = daemon(&api, &format!("{{ password: \"{PASSWORD}\" }}")).await;
     let s = session(&d).await;
     let csrf = s.csrf().await;

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -121,32 +119,9 @@ async fn submit(c: &Client, form: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_owner_logs_in_follows_a_chat_live_mends_it_and_logs_the_number_in() {
     let Some(driver) = driver() else { return };
-    let api = MockServer::start().await;
     // The first send of the chat fails for good: a dead letter to retry.
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_string(r#"{"status":"error","message":"Invalid number"}"#),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(sent("BAE5OK"))
-        .mount(&api)
-        .await;
-    let png = waflow::qr::encode_png("2@scan-me", 5).unwrap();
-    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
-    Mock::given(method("POST"))
-        .and(path("/api/get_qrcode"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"status":"success","base64": format!("data:image/png;base64,{b64}")}),
-        ))
-        .mount(&api)
-        .await;
+    let api = api_dead_first().await;
+    mount_qr(&api).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     write_config(dir.path(), &api.uri(), port, "");

@@ -344,3 +344,24 @@ pub async fn run_clock(dir: &Path, port: u16, start: &str, rate: &str) -> Daemon
     )
     .await
 }
+
+/// A mock API whose first send fails for good (a dead letter), the rest succeed.
+pub async fn api_dead_first() -> MockServer {
+    let refused = ResponseTemplate::new(400)
+        .set_body_string(r#"{"status":"error","message":"Invalid number"}"#);
+    api_failing_then_ok(refused, 1).await
+}
+
+/// Answers `get_qrcode` with a login QR code image; its base64.
+pub async fn mount_qr(api: &MockServer) -> String {
+    let png = waflow::qr::encode_png("2@scan-me", 5).unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
+    Mock::given(method("POST"))
+        .and(path("/api/get_qrcode"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"status": "success", "message": "Success", "base64": format!("data:image/png;base64,{b64}")}),
+        ))
+        .mount(api)
+        .await;
+    b64
+}
