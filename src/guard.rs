@@ -162,12 +162,11 @@ fn cold_cap(
 ) -> Result<Option<Block>, StoreError> {
     const DAY: i64 = 86_400_000;
     let cap = i64::from(safety.cold_daily_cap);
-    if tx.cold_sends_since(instance, now - DAY)? < cap {
+    let (numbers, oldest) = tx.cold_sends_since(instance, now - DAY)?;
+    if numbers < cap {
         return Ok(None);
     }
-    let oldest = tx
-        .oldest_cold_send_since(instance, now - DAY)?
-        .unwrap_or(now);
+    let oldest = oldest.unwrap_or(now);
     let until = (oldest + DAY + 1).max(now + 1);
     Ok(Some(Block {
         reason: "cold_cap",

@@ -145,7 +145,7 @@ async fn fetch(
     headers: &[(String, crate::secret::Secret)],
     client: &reqwest::Client,
 ) -> Result<List, ListError> {
-    let shown = url.split(['?', '#']).next().unwrap_or("").to_owned();
+    let shown = crate::rules::foreach::shown_url(url);
     let fail = |reason: String| ListError::Http {
         url: shown.clone(),
         reason,

@@ -61,7 +61,7 @@ impl ListSource {
     pub fn describe(&self) -> String {
         match self {
             ListSource::Csv(p) | ListSource::Yaml(p) => p.display().to_string(),
-            ListSource::Http { url, .. } => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+            ListSource::Http { url, .. } => shown_url(url),
             ListSource::Items(path) => format!("body.{}", path.join(".")),
         }
     }
@@ -70,4 +70,10 @@ impl ListSource {
     pub fn is_external(&self) -> bool {
         !matches!(self, ListSource::Items(_))
     }
+}
+
+/// A list URL as messages show it: without its query or fragment, which
+/// may hold a key.
+pub fn shown_url(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or("").to_owned()
 }

@@ -10,7 +10,7 @@
 mod compile;
 mod eval;
 pub mod expr;
-mod foreach;
+pub mod foreach;
 mod now;
 pub mod pattern;
 pub mod plan;

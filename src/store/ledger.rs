@@ -54,31 +54,21 @@ impl Tx<'_> {
             .is_some())
     }
 
-    /// How many numbers that never wrote got a message since `since`.
-    pub fn cold_sends_since(&self, instance: &str, since: i64) -> Result<i64, StoreError> {
-        Ok(self.conn
-            .prepare_cached(
-                "SELECT COUNT(DISTINCT recipient) FROM sent s WHERE s.instance = ?1 AND s.sent_at > ?2
-                   AND s.recipient NOT LIKE '%@g.us'
-                   AND NOT EXISTS (SELECT 1 FROM known_numbers k WHERE k.instance = s.instance AND k.number = s.recipient)",
-            )?
-            .query_row(params![instance, since], |r| r.get(0))?)
-    }
-
-    /// When the oldest send to a cold number since `since` was made: the
-    /// daily cap frees a place 24 hours after it.
-    pub fn oldest_cold_send_since(
+    /// How many numbers that never wrote got a message since `since`, and
+    /// when the oldest of those sends was made (the daily cap frees a
+    /// place 24 hours after it).
+    pub fn cold_sends_since(
         &self,
         instance: &str,
         since: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<(i64, Option<i64>), StoreError> {
         Ok(self.conn
             .prepare_cached(
-                "SELECT MIN(sent_at) FROM sent s WHERE s.instance = ?1 AND s.sent_at > ?2
+                "SELECT COUNT(DISTINCT recipient), MIN(sent_at) FROM sent s WHERE s.instance = ?1 AND s.sent_at > ?2
                    AND s.recipient NOT LIKE '%@g.us'
                    AND NOT EXISTS (SELECT 1 FROM known_numbers k WHERE k.instance = s.instance AND k.number = s.recipient)",
             )?
-            .query_row(params![instance, since], |r| r.get(0))?)
+            .query_row(params![instance, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
     /// Records a delivery status the webhook reported for one of our sends
