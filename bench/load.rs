@@ -1,4 +1,4 @@
-//! End-to-end load test of `waflow run`, side by side with a baseline.
+//! End-to-end load test of `waflow run`, side by side with a baseline and the floor ([`floor`]).
 //!
 //! Starts a mock of the remote API, the real daemon (release build, durable
 //! SQLite commits) and a baseline server that does the same
@@ -13,6 +13,7 @@
 //! pinned alone to a core of its own ([`pin`]); CPU per event comes from
 //! the server's own `/proc` times.
 
+mod floor;
 mod pin;
 mod scale;
 
@@ -38,6 +39,11 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("baseline") {
         let port: u16 = args[2].parse().expect("port");
         baseline(port, args[3].clone()).await;
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("floor") {
+        let port: u16 = args[2].parse().expect("port");
+        floor::floor(port, args[3].clone(), Path::new(&args[4])).await;
         return;
     }
     let waflow = std::fs::canonicalize(
@@ -68,8 +74,8 @@ async fn main() {
     }
 
     // BENCH_TARGETS=waflow runs one side only (e.g. under a profiler).
-    let targets: String = env_or("BENCH_TARGETS", "baseline,waflow".to_owned());
-    let chosen: Vec<&'static str> = ["baseline", "waflow"]
+    let targets: String = env_or("BENCH_TARGETS", "baseline,floor,waflow".to_owned());
+    let chosen: Vec<&'static str> = ["baseline", "floor", "waflow"]
         .into_iter()
         .filter(|target| targets.split(',').any(|t| t.trim() == *target))
         .collect();
@@ -94,6 +100,17 @@ async fn main() {
                     .stderr(Stdio::null())
                     .spawn()
                     .expect("baseline"),
+                "floor" => pin::command(&std::env::current_exe().expect("exe"), pinned)
+                    .args([
+                        "floor",
+                        &port.to_string(),
+                        &format!("http://{}/api", mock.addr),
+                        &dir.join("floor.db").to_string_lossy(),
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("floor"),
                 _ => start_waflow(&waflow, &dir, port, mock.addr, pinned),
             };
             wait_up(port).await;
@@ -129,22 +146,28 @@ async fn main() {
         print_table(&results, concurrency);
         rounds_done.push(results);
     }
-    let pairs: Vec<(&Report, &Report)> = rounds_done
+    verdict(&rounds_done);
+}
+
+/// The medians over the rounds: waflow against the baseline (the targets)
+/// and, when it ran, against the floor (the price of the delivery promise).
+fn verdict(rounds_done: &[Vec<Report>]) {
+    type Round<'a> = (&'a Report, &'a Report, Option<&'a Report>);
+    let rounds: Vec<Round> = rounds_done
         .iter()
-        .filter_map(|results| match &results[..] {
-            [b, w] => Some((b, w)),
-            _ => None,
+        .filter_map(|results| {
+            let named = |name: &str| results.iter().find(|r| r.name == name);
+            Some((named("baseline")?, named("waflow")?, named("floor")))
         })
         .collect();
-    if pairs.is_empty() {
+    if rounds.is_empty() {
         return;
     }
     let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    let ratio = |f: fn(&Report) -> f64| {
-        let per_round: Vec<f64> = pairs.iter().map(|(b, w)| f(w) / f(b)).collect();
+    let ratio = |per_round: Vec<f64>| {
         let list = per_round
             .iter()
             .map(|r| format!("{r:.2}"))
@@ -154,23 +177,63 @@ async fn main() {
     };
     println!();
     println!(
-        "medians of {} rounds (each round: both sides, one after the other):",
-        pairs.len()
+        "medians of {} rounds (each round: every side, one after the other):",
+        rounds.len()
     );
-    let (events, list) = ratio(|r| r.events_per_sec);
+    let (events, list) = ratio(
+        rounds
+            .iter()
+            .map(|(b, w, _)| w.events_per_sec / b.events_per_sec)
+            .collect(),
+    );
     println!("waflow / baseline events/s: {events:.2} (rounds: {list}; target >= 0.5)");
-    let (cpu, list) = ratio(|r| r.cpu_us_per_event);
+    let (cpu, list) = ratio(
+        rounds
+            .iter()
+            .map(|(b, w, _)| w.cpu_us_per_event / b.cpu_us_per_event)
+            .collect(),
+    );
     println!("waflow / baseline CPU per event: {cpu:.2} (rounds: {list}; target <= 3)");
-    let p99 = median(pairs.iter().map(|(_, w)| w.p99_rate).collect());
-    let worst = pairs.iter().map(|(_, w)| w.p99_rate).fold(0.0, f64::max);
-    println!("waflow p99 at 1000 ev/s: {p99:.2} ms (worst round {worst:.2}; target < 5)");
-    let rss = pairs.iter().map(|(_, w)| w.rss_mib).fold(0.0, f64::max);
-    println!("waflow peak RSS: {rss:.1} MiB (largest round; target < 50)");
-    let lost: usize = pairs
+    let floors: Vec<(&Report, &Report, &Report)> = rounds
         .iter()
-        .map(|(_, w)| w.expected.saturating_sub(w.received))
+        .filter_map(|(b, w, f)| Some((*b, *w, (*f)?)))
+        .collect();
+    if !floors.is_empty() {
+        let (events, list) = ratio(
+            floors
+                .iter()
+                .map(|(b, _, f)| f.events_per_sec / b.events_per_sec)
+                .collect(),
+        );
+        println!("floor / baseline events/s: {events:.2} (rounds: {list})");
+        let (cpu, list) = ratio(
+            floors
+                .iter()
+                .map(|(b, _, f)| f.cpu_us_per_event / b.cpu_us_per_event)
+                .collect(),
+        );
+        println!("floor / baseline CPU per event: {cpu:.2} (rounds: {list})");
+        let (cpu, list) = ratio(
+            floors
+                .iter()
+                .map(|(_, w, f)| w.cpu_us_per_event / f.cpu_us_per_event)
+                .collect(),
+        );
+        println!("waflow / floor CPU per event: {cpu:.2} (rounds: {list})");
+    }
+    let p99 = median(rounds.iter().map(|(_, w, _)| w.p99_rate).collect());
+    let worst = rounds
+        .iter()
+        .map(|(_, w, _)| w.p99_rate)
+        .fold(0.0, f64::max);
+    println!("waflow p99 at 1000 ev/s: {p99:.2} ms (worst round {worst:.2}; target < 5)");
+    let rss = rounds.iter().map(|(_, w, _)| w.rss_mib).fold(0.0, f64::max);
+    println!("waflow peak RSS: {rss:.1} MiB (largest round; target < 50)");
+    let lost: usize = rounds
+        .iter()
+        .map(|(_, w, _)| w.expected.saturating_sub(w.received))
         .sum();
-    let duplicated: usize = pairs.iter().map(|(_, w)| w.duplicates).sum();
+    let duplicated: usize = rounds.iter().map(|(_, w, _)| w.duplicates).sum();
     println!("waflow lost: {lost}, duplicated: {duplicated} (all rounds; target 0, 0)");
 }
 
