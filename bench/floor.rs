@@ -17,12 +17,13 @@ use std::sync::mpsc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::post;
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 
-const SECRET: &str = "bench-secret";
+use crate::baseline;
 
 /// Work for the store thread.
 enum Job {
@@ -50,17 +51,14 @@ pub async fn floor(port: u16, api: String, db: &Path) {
     let wake = Arc::new(Notify::new());
     tokio::spawn(sender(jobs.clone(), wake.clone(), api));
     let state = Floor {
-        re: regex::Regex::new(r"(?i)\b(price|how much)\b").expect("regex"),
+        re: baseline::matcher(),
         jobs,
         wake,
     };
     let app = Router::new()
         .route("/webhook/{secret}", post(hook))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("bind");
-    let _ = axum::serve(listener, app).await;
+    baseline::serve(port, app).await;
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -80,43 +78,24 @@ async fn hook(
     State(s): State<Floor>,
     axum::extract::Path(secret): axum::extract::Path<String>,
     body: Bytes,
-) -> (axum::http::StatusCode, String) {
-    if secret != SECRET {
-        return (axum::http::StatusCode::NOT_FOUND, String::new());
-    }
-    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return (axum::http::StatusCode::BAD_REQUEST, String::new());
+) -> (StatusCode, String) {
+    let v = match baseline::read(&secret, &body) {
+        Ok(v) => v,
+        Err(status) => return (status, String::new()),
     };
-    let mut messages = Vec::new();
-    for m in v["data"]["data"]["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let text = m["message"]["conversation"].as_str().unwrap_or_default();
-        if m["key"]["fromMe"] == true || !s.re.is_match(text) {
-            continue;
-        }
-        let id = m["key"]["id"].as_str().unwrap_or_default().to_owned();
-        let jid = m["key"]["remoteJid"].as_str().unwrap_or_default();
-        let number = jid.split('@').next().unwrap_or_default().to_owned();
-        messages.push((id, number));
-    }
+    let messages = baseline::answered(&v, &s.re);
     let (reply, done) = oneshot::channel();
     if s.jobs.send(Job::Accept(messages, reply)).is_err() {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new());
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
     }
     // The 200 only after the commit.
     let Ok(accepted) = done.await else {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new());
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
     };
     if accepted > 0 {
         s.wake.notify_one();
     }
-    (
-        axum::http::StatusCode::OK,
-        json!({"accepted": accepted}).to_string(),
-    )
+    (StatusCode::OK, json!({"accepted": accepted}).to_string())
 }
 
 /// The number's one sender: send, confirm durably, then the next.
@@ -135,7 +114,7 @@ async fn sender(jobs: mpsc::Sender<Job>, wake: Arc<Notify>, api: String) {
         };
         let answer = http
             .post(format!("{api}/send"))
-            .json(&json!({"number": number, "type": "text", "message": "Our prices: https://shop.example.com/prices", "instance_id": "BENCH", "access_token": "bench-token"}))
+            .json(&baseline::reply(&number))
             .send()
             .await;
         let message_id = match answer {

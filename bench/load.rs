@@ -13,32 +13,27 @@
 //! pinned alone to a core of its own ([`pin`]); CPU per event comes from
 //! the server's own `/proc` times.
 
+mod baseline;
+mod drive;
 mod floor;
 mod pin;
 mod scale;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use serde_json::{Value, json};
+use drive::{Mock, drive_full, drive_rate};
 
-const SECRET: &str = "bench-secret";
+pub const SECRET: &str = "bench-secret";
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("baseline") {
         let port: u16 = args[2].parse().expect("port");
-        baseline(port, args[3].clone()).await;
+        baseline::baseline(port, args[3].clone()).await;
         return;
     }
     if args.get(1).map(String::as_str) == Some("floor") {
@@ -356,254 +351,6 @@ async fn wait_up(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("server on {port} did not start");
-}
-
-/// How many instances the events are spread over (the scale benchmark);
-/// 0: the single instance `BENCH`.
-static INSTANCES: AtomicU64 = AtomicU64::new(0);
-
-/// The instance id of event `n`.
-fn instance_of(n: usize) -> String {
-    match INSTANCES.load(Ordering::Relaxed) {
-        0 => "BENCH".to_owned(),
-        count => format!("BENCH{}", n as u64 % count),
-    }
-}
-
-/// A realistic webhook body: stock envelope, one incoming text, unique id and sender.
-fn payload(n: usize) -> Vec<u8> {
-    json!({
-        "instance_id": instance_of(n),
-        "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
-            "key": { "remoteJid": format!("8490{:07}@s.whatsapp.net", n % 10_000_000), "fromMe": false, "id": format!("3EB0BENCH{n:012}") },
-            "messageTimestamp": jiff::Timestamp::now().as_second(),
-            "pushName": "Load Test",
-            "broadcast": false,
-            "message": { "conversation": "Hello, how much is a t-shirt?", "messageContextInfo": { "deviceListMetadataVersion": 2 } }
-        }]}}
-    })
-    .to_string()
-    .into_bytes()
-}
-
-#[derive(Default)]
-struct Run {
-    ok: usize,
-    errors: usize,
-    latencies_ms: Vec<f64>,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn percentile(&self, p: f64) -> f64 {
-        if self.latencies_ms.is_empty() {
-            return 0.0;
-        }
-        let mut v = self.latencies_ms.clone();
-        v.sort_by(f64::total_cmp);
-        v[((p / 100.0) * (v.len() - 1) as f64).round() as usize]
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("client")
-}
-
-/// `total` events as fast as `concurrency` connections allow.
-async fn drive_full(port: u16, total: usize, concurrency: usize, first: usize) -> Run {
-    let url = format!("http://127.0.0.1:{port}/webhook/{SECRET}");
-    let next = Arc::new(AtomicU64::new(first as u64));
-    let end = (first + total) as u64;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (url, next, http) = (url.clone(), next.clone(), client());
-        tasks.push(tokio::spawn(async move {
-            let mut run = Run::default();
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= end {
-                    break;
-                }
-                let t = Instant::now();
-                let ok = http
-                    .post(&url)
-                    .body(payload(n as usize))
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false);
-                run.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                if ok { run.ok += 1 } else { run.errors += 1 }
-            }
-            run
-        }));
-    }
-    let mut all = Run::default();
-    for t in tasks {
-        let r = t.await.expect("task");
-        all.ok += r.ok;
-        all.errors += r.errors;
-        all.latencies_ms.extend(r.latencies_ms);
-    }
-    all.elapsed = started.elapsed();
-    all
-}
-
-/// `per_second` events each second for `seconds` seconds.
-async fn drive_rate(port: u16, per_second: u64, seconds: u64, first: usize) -> Run {
-    let url = format!("http://127.0.0.1:{port}/webhook/{SECRET}");
-    let http = client();
-    let results = Arc::new(Mutex::new(Run::default()));
-    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / per_second));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..(per_second * seconds) {
-        ticker.tick().await;
-        let (url, http, results) = (url.clone(), http.clone(), results.clone());
-        let n = first + i as usize;
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let ok = http
-                .post(&url)
-                .body(payload(n))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
-            let mut r = results.lock().expect("lock");
-            r.latencies_ms.push(ms);
-            if ok { r.ok += 1 } else { r.errors += 1 }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let mut run = std::mem::take(&mut *results.lock().expect("lock"));
-    run.elapsed = started.elapsed();
-    run
-}
-
-/// The mock API: answers sends with a message id and counts them per message.
-struct Mock {
-    addr: SocketAddr,
-    seen: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Mock {
-    async fn start() -> Mock {
-        let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let app = Router::new()
-            .route("/api/send", post(mock_send))
-            .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Mock { addr, seen }
-    }
-
-    fn reset(&self) {
-        self.seen.lock().expect("lock").clear();
-    }
-
-    /// Waits until `expected` distinct sends arrived (or the time is up): (distinct, duplicates).
-    async fn wait_for(&self, expected: usize, within: Duration) -> (usize, usize) {
-        let deadline = Instant::now() + within;
-        loop {
-            let distinct = self.seen.lock().expect("lock").len();
-            if distinct >= expected || Instant::now() > deadline {
-                // Give late duplicates a moment to show.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let seen = self.seen.lock().expect("lock");
-                return (seen.len(), seen.values().map(|n| n - 1).sum::<usize>());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn mock_send(State(seen): State<Arc<Mutex<HashMap<String, usize>>>>, body: Bytes) -> String {
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let number = v["number"].as_str().unwrap_or_default().to_owned();
-    let count = {
-        let mut seen = seen.lock().expect("lock");
-        let c = seen.entry(number.clone()).or_insert(0);
-        *c += 1;
-        *c
-    };
-    json!({"status": "success", "message": {"key": {"remoteJid": format!("{number}@c.us"), "fromMe": true, "id": format!("BAE5{number}{count}")}}}).to_string()
-}
-
-/// The baseline: the same regex-and-forward job with no durability.
-async fn baseline(port: u16, api: String) {
-    #[derive(Clone)]
-    struct S {
-        re: regex::Regex,
-        api: String,
-        http: reqwest::Client,
-    }
-    async fn hook(
-        State(s): State<S>,
-        axum::extract::Path(secret): axum::extract::Path<String>,
-        body: Bytes,
-    ) -> (axum::http::StatusCode, String) {
-        if secret != SECRET {
-            return (axum::http::StatusCode::NOT_FOUND, String::new());
-        }
-        let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-            return (axum::http::StatusCode::BAD_REQUEST, String::new());
-        };
-        let mut accepted = 0;
-        for m in v["data"]["data"]["messages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let text = m["message"]["conversation"].as_str().unwrap_or_default();
-            if m["key"]["fromMe"] == true || !s.re.is_match(text) {
-                continue;
-            }
-            accepted += 1;
-            let number = m["key"]["remoteJid"]
-                .as_str()
-                .unwrap_or_default()
-                .split('@')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let (http, api) = (s.http.clone(), s.api.clone());
-            tokio::spawn(async move {
-                let _ = http
-                    .post(format!("{api}/send"))
-                    .json(&json!({"number": number, "type": "text", "message": "Our prices: https://shop.example.com/prices", "instance_id": "BENCH", "access_token": "bench-token"}))
-                    .send()
-                    .await;
-            });
-        }
-        (
-            axum::http::StatusCode::OK,
-            json!({"accepted": accepted}).to_string(),
-        )
-    }
-    let state = S {
-        re: regex::Regex::new(r"(?i)\b(price|how much)\b").expect("regex"),
-        api,
-        http: reqwest::Client::new(),
-    };
-    let app = Router::new()
-        .route("/webhook/{secret}", post(hook))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("bind");
-    let _ = axum::serve(listener, app).await;
 }
 
 /// User + system CPU seconds of a process.

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{
-    INSTANCES, Mock, cpu_seconds, drive_full, drive_rate, env_or, free_port, peak_rss_kib,
-    spawn_waflow, stop, tempfile_dir, wait_up, write_daemon_files,
+use crate::drive::{INSTANCES, Mock, drive_full, drive_rate};
+use crate::{
+    cpu_seconds, env_or, free_port, peak_rss_kib, spawn_waflow, stop, tempfile_dir, wait_up,
+    write_daemon_files,
 };
 
 /// One count's figures.
