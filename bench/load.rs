@@ -158,63 +158,42 @@ fn verdict(rounds_done: &[Vec<Report>]) {
     if rounds.is_empty() {
         return;
     }
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
-    let ratio = |per_round: Vec<f64>| {
-        let list = per_round
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        (median(per_round), list)
-    };
     println!();
     println!(
         "medians of {} rounds (each round: every side, one after the other):",
         rounds.len()
     );
-    let (events, list) = ratio(
-        rounds
-            .iter()
-            .map(|(b, w, _)| w.events_per_sec / b.events_per_sec)
-            .collect(),
+    let events = |r: &Report| r.events_per_sec;
+    let cpu = |r: &Report| r.cpu_us_per_event;
+    ratio_line(
+        "waflow / baseline events/s",
+        "; target >= 0.5",
+        &rounds,
+        |(b, w, _)| events(w) / events(b),
     );
-    println!("waflow / baseline events/s: {events:.2} (rounds: {list}; target >= 0.5)");
-    let (cpu, list) = ratio(
-        rounds
-            .iter()
-            .map(|(b, w, _)| w.cpu_us_per_event / b.cpu_us_per_event)
-            .collect(),
+    ratio_line(
+        "waflow / baseline CPU per event",
+        "; target <= 3",
+        &rounds,
+        |(b, w, _)| cpu(w) / cpu(b),
     );
-    println!("waflow / baseline CPU per event: {cpu:.2} (rounds: {list}; target <= 3)");
     let floors: Vec<(&Report, &Report, &Report)> = rounds
         .iter()
         .filter_map(|(b, w, f)| Some((*b, *w, (*f)?)))
         .collect();
     if !floors.is_empty() {
-        let (events, list) = ratio(
-            floors
-                .iter()
-                .map(|(b, _, f)| f.events_per_sec / b.events_per_sec)
-                .collect(),
+        ratio_line("floor / baseline events/s", "", &floors, |(b, _, f)| {
+            events(f) / events(b)
+        });
+        ratio_line(
+            "floor / baseline CPU per event",
+            "",
+            &floors,
+            |(b, _, f)| cpu(f) / cpu(b),
         );
-        println!("floor / baseline events/s: {events:.2} (rounds: {list})");
-        let (cpu, list) = ratio(
-            floors
-                .iter()
-                .map(|(b, _, f)| f.cpu_us_per_event / b.cpu_us_per_event)
-                .collect(),
-        );
-        println!("floor / baseline CPU per event: {cpu:.2} (rounds: {list})");
-        let (cpu, list) = ratio(
-            floors
-                .iter()
-                .map(|(_, w, f)| w.cpu_us_per_event / f.cpu_us_per_event)
-                .collect(),
-        );
-        println!("waflow / floor CPU per event: {cpu:.2} (rounds: {list})");
+        ratio_line("waflow / floor CPU per event", "", &floors, |(_, w, f)| {
+            cpu(w) / cpu(f)
+        });
     }
     let p99 = median(rounds.iter().map(|(_, w, _)| w.p99_rate).collect());
     let worst = rounds
@@ -230,6 +209,22 @@ fn verdict(rounds_done: &[Vec<Report>]) {
         .sum();
     let duplicated: usize = rounds.iter().map(|(_, w, _)| w.duplicates).sum();
     println!("waflow lost: {lost}, duplicated: {duplicated} (all rounds; target 0, 0)");
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Prints the median of one ratio over the rounds, and each round's value.
+fn ratio_line<T>(label: &str, target: &str, rounds: &[T], ratio: impl Fn(&T) -> f64) {
+    let per_round: Vec<f64> = rounds.iter().map(ratio).collect();
+    let list = per_round
+        .iter()
+        .map(|r| format!("{r:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("{label}: {:.2} (rounds: {list}{target})", median(per_round));
 }
 
 fn print_table(results: &[Report], concurrency: usize) {
