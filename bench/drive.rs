@@ -23,7 +23,7 @@ use crate::SECRET;
 pub static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 /// The instance id of event `n`.
-pub fn instance_of(n: usize) -> String {
+fn instance_of(n: usize) -> String {
     match INSTANCES.load(Ordering::Relaxed) {
         0 => "BENCH".to_owned(),
         count => format!("BENCH{}", n as u64 % count),
@@ -31,7 +31,7 @@ pub fn instance_of(n: usize) -> String {
 }
 
 /// A realistic webhook body: stock envelope, one incoming text, unique id and sender.
-pub fn payload(n: usize) -> Vec<u8> {
+fn payload(n: usize) -> Vec<u8> {
     json!({
         "instance_id": instance_of(n),
         "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
@@ -65,7 +65,7 @@ impl Run {
     }
 }
 
-pub fn client() -> reqwest::Client {
+fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
