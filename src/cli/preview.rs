@@ -63,6 +63,7 @@ impl SendCheck {
     pub(super) fn open(config: &Config) -> SendCheck {
         let store = match &config.store {
             StoreLocation::File(path) if path.exists() => Direct::open(path).ok(),
+            StoreLocation::Postgres(url) => Direct::connect(url.expose()).ok(),
             _ => None,
         };
         SendCheck { store }

@@ -10,10 +10,16 @@ use crate::store::{self, Direct};
 
 /// The store of `config`, opened beside a daemon that may be running.
 pub(super) fn reader(config: &crate::config::Config) -> Result<Direct, CliError> {
-    let StoreLocation::File(path) = &config.store else {
-        return Err(CliError::Invalid(
-            "the store is in memory (store: \":memory:\"): nothing to read".into(),
-        ));
+    let path = match &config.store {
+        StoreLocation::File(path) => path,
+        StoreLocation::Postgres(url) => {
+            return Direct::connect(url.expose()).map_err(|e| CliError::Invalid(e.to_string()));
+        }
+        StoreLocation::Memory => {
+            return Err(CliError::Invalid(
+                "the store is in memory (store: \":memory:\"): nothing to read".into(),
+            ));
+        }
     };
     if !path.exists() {
         return Err(CliError::Invalid(format!(

@@ -95,6 +95,12 @@ pub(super) fn store(
     let keep = keep.map_or(Duration::from_secs(30 * 86_400), HumanDuration::get);
     let location = match path.map(str::trim) {
         Some(":memory:") => super::StoreLocation::Memory,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            match crate::secret::Secret::new(url) {
+                Some(url) => super::StoreLocation::Postgres(url),
+                None => super::StoreLocation::File(resolve("waflow.db")),
+            }
+        }
         Some(p) if !p.is_empty() => super::StoreLocation::File(resolve(p)),
         _ => super::StoreLocation::File(resolve("waflow.db")),
     };

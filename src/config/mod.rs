@@ -151,13 +151,16 @@ pub struct ServerConfig {
     pub console: Option<ConsoleConfig>,
 }
 
-/// Where the SQLite store is.
+/// Where the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
-    /// A database file.
+    /// An SQLite database file.
     File(PathBuf),
-    /// An in-memory database (tests), lost on exit.
+    /// An in-memory SQLite database (tests), lost on exit.
     Memory,
+    /// A PostgreSQL database (`postgres://USER:PASS@HOST:PORT/DB`): its
+    /// address holds a password, so it is kept as a secret.
+    Postgres(crate::secret::Secret),
 }
 
 /// Anti-ban pacing of sends.

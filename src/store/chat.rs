@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
+use super::sql::args;
 use super::{StoreError, Tx};
 use crate::rules::{LastMenu, Memory, MemoryError, MenuOption};
 
@@ -19,12 +19,12 @@ impl Tx<'_> {
         chat: &str,
         values: &BTreeMap<String, Value>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO chat_state (instance, chat, key, value) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance, chat, key) DO UPDATE SET value = excluded.value",
-        )?;
         for (k, v) in values {
-            stmt.execute(params![instance, chat, k, v.to_string()])?;
+            self.conn.exec(
+                "INSERT INTO chat_state (instance, chat, key, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (instance, chat, key) DO UPDATE SET value = excluded.value",
+                args![instance, chat, k, v.to_string()],
+            )?;
         }
         Ok(())
     }
@@ -36,23 +36,22 @@ impl Tx<'_> {
         chat: &str,
         keys: &[String],
     ) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "DELETE FROM chat_state WHERE instance = ?1 AND chat = ?2 AND key = ?3",
-        )?;
         for k in keys {
-            stmt.execute(params![instance, chat, k])?;
+            self.conn.exec(
+                "DELETE FROM chat_state WHERE instance = ?1 AND chat = ?2 AND key = ?3",
+                args![instance, chat, k],
+            )?;
         }
         Ok(())
     }
 
     /// Records that `rule` fired in `chat`.
     pub fn fired(&self, instance: &str, rule: &str, chat: &str, at: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO cooldowns (instance, rule, chat, fired_at) VALUES (?1, ?2, ?3, ?4)
+        self.conn.exec(
+            "INSERT INTO cooldowns (instance, rule, chat, fired_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (instance, rule, chat) DO UPDATE SET fired_at = excluded.fired_at",
-            )?
-            .execute(params![instance, rule, chat, at])?;
+            args![instance, rule, chat, at],
+        )?;
         Ok(())
     }
 
@@ -64,11 +63,8 @@ impl Tx<'_> {
         until: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "INSERT INTO pauses (instance, chat, until_at, reason) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance, chat) DO UPDATE SET until_at = MAX(until_at, excluded.until_at), reason = excluded.reason",
-        )?
-        .execute(params![instance, chat, until, reason])?;
+        self.conn.exec("INSERT INTO pauses (instance, chat, until_at, reason) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance, chat) DO UPDATE SET until_at = CASE WHEN excluded.until_at > pauses.until_at THEN excluded.until_at ELSE pauses.until_at END, reason = excluded.reason", args![instance, chat, until, reason])?;
         Ok(())
     }
 
@@ -79,28 +75,29 @@ impl Tx<'_> {
         chat: &str,
         now: i64,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        Ok(self.conn
-            .prepare_cached("SELECT until_at, reason FROM pauses WHERE instance = ?1 AND chat = ?2 AND until_at > ?3")?
-            .query_row(params![instance, chat, now], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        self.conn.row(
+            "SELECT until_at, reason FROM pauses WHERE instance = ?1 AND chat = ?2 AND until_at > ?3",
+            args![instance, chat, now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Sets a chat's fast-answer streak; returns the new value.
     pub fn set_streak(&self, instance: &str, chat: &str, streak: i64) -> Result<i64, StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO loop_streaks (instance, chat, streak) VALUES (?1, ?2, ?3)
+        self.conn.exec(
+            "INSERT INTO loop_streaks (instance, chat, streak) VALUES (?1, ?2, ?3)
              ON CONFLICT (instance, chat) DO UPDATE SET streak = excluded.streak",
-            )?
-            .execute(params![instance, chat, streak])?;
+            args![instance, chat, streak],
+        )?;
         Ok(streak)
     }
 
     /// Ends a chat's fast-answer streak (a no-op, writing nothing, when it has none).
     pub fn clear_streak(&self, instance: &str, chat: &str) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("DELETE FROM loop_streaks WHERE instance = ?1 AND chat = ?2")?
-            .execute(params![instance, chat])?;
+        self.conn.exec(
+            "DELETE FROM loop_streaks WHERE instance = ?1 AND chat = ?2",
+            args![instance, chat],
+        )?;
         Ok(())
     }
 
@@ -108,9 +105,11 @@ impl Tx<'_> {
     pub fn streak(&self, instance: &str, chat: &str) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT streak FROM loop_streaks WHERE instance = ?1 AND chat = ?2")?
-            .query_row(params![instance, chat], |r| r.get(0))
-            .optional()?
+            .row(
+                "SELECT streak FROM loop_streaks WHERE instance = ?1 AND chat = ?2",
+                args![instance, chat],
+                |r| r.get(0),
+            )?
             .unwrap_or(0))
     }
 
@@ -122,22 +121,19 @@ impl Tx<'_> {
         name: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "INSERT INTO contacts (jid, phone, name, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (jid) DO UPDATE SET phone = COALESCE(excluded.phone, phone),
-                                             name = COALESCE(excluded.name, name), updated_at = excluded.updated_at",
-        )?
-        .execute(params![jid, phone, name, now])?;
+        self.conn.exec("INSERT INTO contacts (jid, phone, name, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (jid) DO UPDATE SET phone = COALESCE(excluded.phone, contacts.phone),
+                                             name = COALESCE(excluded.name, contacts.name), updated_at = excluded.updated_at", args![jid, phone, name, now])?;
         Ok(())
     }
 
     /// A learned phone number of a JID.
     pub fn phone_of(&self, jid: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT phone FROM contacts WHERE jid = ?1 AND phone IS NOT NULL")?
-            .query_row([jid], |r| r.get(0))
-            .optional()?)
+        self.conn.row(
+            "SELECT phone FROM contacts WHERE jid = ?1 AND phone IS NOT NULL",
+            args![jid],
+            |r| r.get(0),
+        )
     }
 
     /// Remembers the options of the menu last planned for `recipient`.
@@ -149,11 +145,8 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
-        self.conn.prepare_cached(
-            "INSERT INTO menus (instance, recipient, options, at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance, recipient) DO UPDATE SET options = excluded.options, at = excluded.at",
-        )?
-        .execute(params![instance, recipient, json, now])?;
+        self.conn.exec("INSERT INTO menus (instance, recipient, options, at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance, recipient) DO UPDATE SET options = excluded.options, at = excluded.at", args![instance, recipient, json, now])?;
         Ok(())
     }
 }
@@ -162,21 +155,21 @@ impl Tx<'_> {
 /// read is an error ([`MemoryError`]), never an empty past.
 impl Memory for Tx<'_> {
     fn state(&self, instance: &str, chat: &str) -> Result<BTreeMap<String, Value>, MemoryError> {
-        let read = || -> Result<_, rusqlite::Error> {
-            let mut stmt = self.conn.prepare_cached(
+        let rows = self
+            .conn
+            .rows(
                 "SELECT key, value FROM chat_state WHERE instance = ?1 AND chat = ?2",
-            )?;
-            let rows = stmt.query_map(params![instance, chat], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            let mut out = BTreeMap::new();
-            for row in rows {
-                let (k, v) = row?;
-                out.insert(k, serde_json::from_str(&v).unwrap_or(Value::String(v)));
-            }
-            Ok(out)
-        };
-        read().map_err(memory_error)
+                args![instance, chat],
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+            )
+            .map_err(memory_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| {
+                let value = serde_json::from_str(&v).unwrap_or(Value::String(v));
+                (k, value)
+            })
+            .collect())
     }
 
     fn last_fired(
@@ -187,13 +180,11 @@ impl Memory for Tx<'_> {
     ) -> Result<Option<jiff::Timestamp>, MemoryError> {
         let ms: Option<i64> = self
             .conn
-            .prepare_cached(
+            .row(
                 "SELECT fired_at FROM cooldowns WHERE instance = ?1 AND rule = ?2 AND chat = ?3",
+                args![instance, rule, chat],
+                |r| r.get(0),
             )
-            .and_then(|mut s| {
-                s.query_row(params![instance, rule, chat], |r| r.get(0))
-                    .optional()
-            })
             .map_err(memory_error)?;
         Ok(ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()))
     }
@@ -201,11 +192,11 @@ impl Memory for Tx<'_> {
     fn last_menu(&self, instance: &str, recipient: &str) -> Result<Option<LastMenu>, MemoryError> {
         let found: Option<(String, i64)> = self
             .conn
-            .prepare_cached("SELECT options, at FROM menus WHERE instance = ?1 AND recipient = ?2")
-            .and_then(|mut s| {
-                s.query_row(params![instance, recipient], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
+            .row(
+                "SELECT options, at FROM menus WHERE instance = ?1 AND recipient = ?2",
+                args![instance, recipient],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(memory_error)?;
         let Some((options, at)) = found else {
             return Ok(None);
@@ -218,6 +209,6 @@ impl Memory for Tx<'_> {
     }
 }
 
-fn memory_error(err: rusqlite::Error) -> MemoryError {
+fn memory_error(err: StoreError) -> MemoryError {
     MemoryError(err.to_string())
 }

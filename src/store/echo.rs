@@ -5,7 +5,7 @@
 //! instead of going again. This module matches and records; how long a
 //! send waits for its echo is the caller's setting.
 
-use rusqlite::params;
+use super::sql::args;
 
 use super::outbox::{OUTBOX_COLUMNS, decode, outbox_row};
 use super::{OutboxRow, StoreError, Tx};
@@ -44,25 +44,21 @@ impl Tx<'_> {
     /// Records an echo that matched no confirmed send, then confirms the
     /// send that waits for it, if one does; returns that row's id.
     pub fn echo_seen(&self, echo: &Echo, now: i64) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO echoes (instance, address, digest, message_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
+        self.conn.exec("INSERT INTO echoes (instance, address, digest, message_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)", args![
                 echo.instance,
                 echo.address,
                 echo.digest,
                 echo.message_id,
                 now
             ])?;
-        let waiting = self
-            .conn
-            .prepare_cached(&format!(
+        let waiting = self.conn.rows(
+            &format!(
                 "SELECT {OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_unsure
                  WHERE instance = ?1 AND echo_until IS NOT NULL AND state = 'pending' ORDER BY id"
-            ))?
-            .query_map([&echo.instance], outbox_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+            ),
+            args![echo.instance],
+            outbox_row,
+        )?;
         let Some(row) = decode(waiting)?.into_iter().find(|row| echoes(row, echo)) else {
             return Ok(None);
         };
@@ -75,13 +71,11 @@ impl Tx<'_> {
     /// other sends wait that long for their echo (due when the wait ends);
     /// everything else is pending again.
     pub fn reconcile_inflight(&self, now: i64, wait_ms: i64) -> Result<Reconciled, StoreError> {
-        let found = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'inflight' ORDER BY id"
-            ))?
-            .query_map([], outbox_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+        let found = self.conn.rows(
+            &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'inflight' ORDER BY id"),
+            args![],
+            outbox_row,
+        )?;
         let mut done = Reconciled::default();
         for row in decode(found)? {
             let is_send = matches!(row.action, PlannedAction::Send(_));
@@ -95,11 +89,10 @@ impl Tx<'_> {
                     done.waiting += 1;
                 }
             } else {
-                self.conn
-                    .prepare_cached(
-                        "UPDATE outbox SET state = 'pending', updated_at = ?2 WHERE id = ?1",
-                    )?
-                    .execute(params![row.id, now])?;
+                self.conn.exec(
+                    "UPDATE outbox SET state = 'pending', updated_at = ?2 WHERE id = ?1",
+                    args![row.id, now],
+                )?;
                 done.resumed += 1;
             }
         }
@@ -109,23 +102,21 @@ impl Tx<'_> {
     /// The first echo of `row`'s message that arrived since it was handed
     /// to the API and that no confirmed send claims.
     fn echo_since(&self, row: &OutboxRow) -> Result<Option<Echo>, StoreError> {
-        let seen = self
-            .conn
-            .prepare_cached(
-                "SELECT address, digest, message_id FROM echoes e
-                 WHERE instance = ?1 AND seen_at >= ?2
-                   AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.message_id = e.message_id)
-                 ORDER BY id",
-            )?
-            .query_map(params![row.instance, row.updated_at], |r| {
+        let seen = self.conn.rows(
+            "SELECT address, digest, message_id FROM echoes e
+             WHERE instance = ?1 AND seen_at >= ?2
+               AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.message_id = e.message_id)
+             ORDER BY id",
+            args![row.instance, row.updated_at],
+            |r| {
                 Ok(Echo {
                     instance: row.instance.clone(),
                     address: r.get(0)?,
                     digest: r.get(1)?,
                     message_id: r.get(2)?,
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         Ok(seen.into_iter().find(|echo| echoes(row, echo)))
     }
 
@@ -134,12 +125,8 @@ impl Tx<'_> {
             "in flight at a restart: waiting for its echo until {}, then sent again",
             crate::units::ms_text(until)
         );
-        self.conn
-            .prepare_cached(
-                "UPDATE outbox SET state = 'pending', echo_until = ?3, next_at = MAX(next_at, ?3),
-                 last_error = ?4, updated_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![id, now, until, note])?;
+        self.conn.exec("UPDATE outbox SET state = 'pending', echo_until = ?3, next_at = CASE WHEN next_at > ?3 THEN next_at ELSE ?3 END,
+                 last_error = ?4, updated_at = ?2 WHERE id = ?1", args![id, now, until, note])?;
         Ok(())
     }
 
@@ -150,9 +137,10 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<(), StoreError> {
         self.mark_sent(row, Some(message_id), now)?;
-        self.conn
-            .prepare_cached("UPDATE outbox SET echo_until = NULL, last_error = ?2 WHERE id = ?1")?
-            .execute(params![row.id, CONFIRMED])?;
+        self.conn.exec(
+            "UPDATE outbox SET echo_until = NULL, last_error = ?2 WHERE id = ?1",
+            args![row.id, CONFIRMED],
+        )?;
         Ok(())
     }
 }

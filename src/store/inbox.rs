@@ -1,8 +1,7 @@
 //! The inbox: every accepted event, recorded once by its key before the
 //! webhook is answered, then processed (`new` → `done` or `ignored`).
 
-use rusqlite::{OptionalExtension, params};
-
+use super::sql::args;
 use super::{StoreError, Tx};
 
 /// An event to record in the inbox.
@@ -65,35 +64,33 @@ impl Tx<'_> {
         events: &[NewEvent],
         now: i64,
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO inbox (instance, key, kind, event, received_at, status, note, chat)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (instance, key) DO NOTHING",
-        )?;
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            let n = stmt.execute(params![
-                e.instance, e.key, e.kind, e.event, now, e.status, e.note, e.chat
-            ])?;
-            out.push((n == 1).then(|| self.conn.last_insert_rowid()));
-        }
-        Ok(out)
+        events
+            .iter()
+            .map(|e| {
+                self.conn.insert(
+                    "INSERT INTO inbox (instance, key, kind, event, received_at, status, note, chat)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (instance, key) DO NOTHING",
+                    args![e.instance, e.key, e.kind, e.event, now, e.status, e.note, e.chat],
+                )
+            })
+            .collect()
     }
 
     /// The oldest unprocessed events.
     pub fn new_inbox(&self, limit: usize) -> Result<Vec<InboxRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.rows(
             "SELECT id, instance, key, event, received_at FROM inbox WHERE status = 'new' ORDER BY id LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok(InboxRow {
-                id: r.get(0)?,
-                instance: r.get(1)?,
-                key: r.get(2)?,
-                event: r.get(3)?,
-                received_at: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![limit as i64],
+            |r| {
+                Ok(InboxRow {
+                    id: r.get(0)?,
+                    instance: r.get(1)?,
+                    key: r.get(2)?,
+                    event: r.get(3)?,
+                    received_at: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// Marks an event processed (`done`) or `ignored`, with a note.
@@ -114,20 +111,19 @@ impl Tx<'_> {
         note: Option<&str>,
         trail: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE inbox SET status = ?2, note = ?3, trail = COALESCE(?4, trail) WHERE id = ?1",
-            )?
-            .execute(params![id, status, note, trail])?;
+        self.conn.exec(
+            "UPDATE inbox SET status = ?2, note = ?3, trail = COALESCE(?4, trail) WHERE id = ?1",
+            args![id, status, note, trail],
+        )?;
         Ok(())
     }
 
     /// The event JSON of an inbox row (to go on with a rule after an http action).
     pub fn inbox_event(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT key, event FROM inbox WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        self.conn.row(
+            "SELECT key, event FROM inbox WHERE id = ?1",
+            args![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }

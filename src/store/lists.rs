@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use super::sql::args;
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, Tx};
@@ -87,12 +87,10 @@ impl Tx<'_> {
         let kept = &list.left_out[..list.left_out.len().min(LEFT_OUT_KEPT)];
         let left_out =
             serde_json::to_string(kept).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO lists (instance, rule, event_key, inbox_id, source, total, planned, excluded, bad, left_out, error, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
+        self.conn.exec(
+            "INSERT INTO lists (instance, rule, event_key, inbox_id, source, total, planned, excluded, bad, left_out, error, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
+            args![
                 list.instance,
                 list.rule,
                 list.event_key,
@@ -105,7 +103,8 @@ impl Tx<'_> {
                 left_out,
                 list.error,
                 now
-            ])?;
+            ],
+        )?;
         Ok(())
     }
 
@@ -115,12 +114,11 @@ impl Tx<'_> {
         instance: &str,
         limit: usize,
     ) -> Result<Vec<ListProgress>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let found = self.conn.rows(
             "SELECT rule, source, created_at, total, planned, excluded, bad, left_out, error, inbox_id
                FROM lists WHERE instance = ?1 ORDER BY created_at DESC, rule LIMIT ?2",
-        )?;
-        let found = stmt
-            .query_map(params![instance, limit as i64], |r| {
+            args![instance, limit as i64],
+            |r| {
                 let progress = ListProgress {
                     rule: r.get(0)?,
                     source: r.get(1)?,
@@ -132,13 +130,9 @@ impl Tx<'_> {
                     error: r.get(8)?,
                     ..ListProgress::default()
                 };
-                Ok((
-                    progress,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, Option<i64>>(9)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+                Ok((progress, r.get::<String>(7)?, r.get::<Option<i64>>(9)?))
+            },
+        )?;
         let mut out = Vec::with_capacity(found.len());
         for (mut progress, left_out, inbox_id) in found {
             progress.left_out = serde_json::from_str(&left_out)
@@ -152,18 +146,12 @@ impl Tx<'_> {
     }
 
     fn count_sends(&self, progress: &mut ListProgress, inbox_id: i64) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.rows(
             "SELECT state, COALESCE(reason, ''), COUNT(*) FROM outbox WHERE inbox_id = ?1 AND rule = ?2 GROUP BY 1, 2",
+            args![inbox_id, progress.rule],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
         )?;
-        let rows = stmt.query_map(params![inbox_id, progress.rule], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (state, reason, n) = row?;
+        for (state, reason, n) in rows {
             let by = |reason: String| {
                 if reason.is_empty() {
                     "due".to_owned()

@@ -1,8 +1,7 @@
 //! Small named values (`meta`: the breaker, the sending pause) and the
 //! schedules' bookkeeping (the last fire of each schedule rule).
 
-use rusqlite::{OptionalExtension, params};
-
+use super::sql::args;
 use super::{StoreError, Tx};
 
 /// The meta value that says why an instance's sending is paused, if it is.
@@ -16,20 +15,22 @@ pub fn instance_key(instance: &str, name: &str) -> String {
 impl Tx<'_> {
     /// Reads a meta value.
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()?)
+        self.conn
+            .row("SELECT value FROM meta WHERE key = ?1", args![key], |r| {
+                r.get(0)
+            })
     }
 
     /// Sets (or with `None` removes) a meta value.
     pub fn meta_set(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
         match value {
-            Some(v) => self.conn
-                .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
-                .execute(params![key, v])?,
-            None => self.conn.prepare_cached("DELETE FROM meta WHERE key = ?1")?.execute([key])?,
+            Some(v) => self.conn.exec(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                args![key, v],
+            )?,
+            None => self
+                .conn
+                .exec("DELETE FROM meta WHERE key = ?1", args![key])?,
         };
         Ok(())
     }
@@ -42,13 +43,11 @@ impl Tx<'_> {
         rule: &str,
         expr: &str,
     ) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT last_fire FROM schedules WHERE instance = ?1 AND rule = ?2 AND expr = ?3",
-            )?
-            .query_row(params![instance, rule, expr], |r| r.get(0))
-            .optional()?)
+        self.conn.row(
+            "SELECT last_fire FROM schedules WHERE instance = ?1 AND rule = ?2 AND expr = ?3",
+            args![instance, rule, expr],
+            |r| r.get(0),
+        )
     }
 
     /// Records a schedule rule's fire for an instance.
@@ -59,12 +58,11 @@ impl Tx<'_> {
         expr: &str,
         at: i64,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO schedules (instance, rule, expr, last_fire) VALUES (?1, ?2, ?3, ?4)
+        self.conn.exec(
+            "INSERT INTO schedules (instance, rule, expr, last_fire) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (instance, rule) DO UPDATE SET expr = excluded.expr, last_fire = excluded.last_fire",
-            )?
-            .execute(params![instance, rule, expr, at])?;
+            args![instance, rule, expr, at],
+        )?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! transaction and a job's future resolves after that commit. No caller
 //! knows which database is behind `Tx`.
 
+mod backend;
 pub mod chat;
 pub mod console;
 pub mod echo;
@@ -18,8 +19,10 @@ pub mod ledger;
 pub mod lists;
 pub mod meta;
 pub mod outbox;
+mod pg;
 pub mod retention;
 mod schema;
+mod sql;
 pub mod status;
 pub mod trail;
 mod tx;
@@ -47,6 +50,14 @@ pub enum StoreError {
     /// SQLite refused.
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// PostgreSQL refused, or the connection to it failed.
+    #[error("store: PostgreSQL: {0}")]
+    Pg(String),
+    /// The PostgreSQL server cannot be reached or refused the login.
+    #[error(
+        "store: cannot connect to PostgreSQL: {0}; check the `store:` address, that the server runs and that the user may log in"
+    )]
+    Connect(String),
     /// The writer thread is gone (shutting down or crashed).
     #[error("store: the writer has stopped")]
     Closed,
@@ -66,6 +77,17 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        // The driver's own text is one word ("db error"); the server's
+        // message is its source.
+        match std::error::Error::source(&e) {
+            Some(source) => StoreError::Pg(format!("{e}: {source}")),
+            None => StoreError::Pg(e.to_string()),
+        }
+    }
+}
+
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -81,15 +103,11 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (and creates or migrates) the store and starts its writer thread.
     pub fn open(location: &StoreLocation) -> Result<Store, StoreError> {
-        let conn = schema::open_connection(location)?;
-        let file = match location {
-            StoreLocation::File(path) => writer::FileId::of(path),
-            StoreLocation::Memory => None,
-        };
+        let db = backend::Db::open(location)?;
         let (tx, rx) = mpsc::channel::<Msg>();
         std::thread::Builder::new()
             .name("waflow-store".into())
-            .spawn(move || writer::writer(conn, file, rx))
+            .spawn(move || writer::writer(db, rx))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Store { jobs: tx })
     }

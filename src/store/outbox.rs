@@ -2,9 +2,9 @@
 //! claimed in order per chat, settled as sent, retried, held, blocked or
 //! dead. What to send and when is decided above; this is its ledger.
 
-use rusqlite::params;
 use serde::Serialize;
 
+use super::sql::{Row, args};
 use super::{StoreError, Tx};
 use crate::rules::PlannedAction;
 
@@ -68,7 +68,7 @@ pub struct OutboxRow {
 
 pub(super) const OUTBOX_COLUMNS: &str = "id, instance, idem_key, inbox_id, rule, action_index, chat, action, state, attempts, next_at, created_at, updated_at, last_error, message_id";
 
-pub(super) fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<(OutboxRow, String)> {
+pub(super) fn outbox_row(r: &Row) -> Result<(OutboxRow, String), StoreError> {
     let action: String = r.get(7)?;
     Ok((
         OutboxRow {
@@ -78,9 +78,7 @@ pub(super) fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<(OutboxRow, Stri
             inbox_id: r.get(3)?,
             rule: r.get(4)?,
             action_index: r.get(5)?,
-            chat: r
-                .get::<_, String>(6)
-                .map(|c| (!c.is_empty()).then_some(c))?,
+            chat: r.get::<String>(6).map(|c| (!c.is_empty()).then_some(c))?,
             action: PlannedAction::Log {
                 text: String::new(),
             },
@@ -176,19 +174,15 @@ pub(super) const NEXT_DUE_SQL: &str = "SELECT MIN(next_at) FROM outbox INDEXED B
 
 pub(super) const MORE_DUE_SQL: &str =
     "SELECT COUNT(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_open
-    WHERE instance = +?2 AND state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 64)";
+    WHERE instance = +?2 AND state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 64) AS due";
 
 impl Tx<'_> {
     /// Inserts an outbox row unless one with the same key exists; `true` if inserted.
     pub fn insert_outbox(&self, row: &NewOutbox, now: i64) -> Result<bool, StoreError> {
         let action =
             serde_json::to_string(&row.action).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let n = self.conn
-            .prepare_cached(
-                "INSERT INTO outbox (instance, idem_key, inbox_id, rule, action_index, chat, action, state, next_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (idem_key) DO NOTHING",
-            )?
-            .execute(params![
+        let n = self.conn.exec("INSERT INTO outbox (instance, idem_key, inbox_id, rule, action_index, chat, action, state, next_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (idem_key) DO NOTHING", args![
                 row.instance,
                 row.idem_key,
                 row.inbox_id,
@@ -217,9 +211,7 @@ impl Tx<'_> {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let found = self
             .conn
-            .prepare_cached(&claim_sql(limit))?
-            .query_map(params![now, instance], outbox_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+            .rows(&claim_sql(limit), args![now, instance], outbox_row)?;
         Ok(decode(found)?
             .into_iter()
             .map(|row| OutboxRow {
@@ -235,22 +227,14 @@ impl Tx<'_> {
     /// it again, and for a send about to be handed to the API, so that
     /// after a crash [`Tx::reconcile_inflight`] knows it may have left.
     pub fn mark_inflight(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE outbox SET state = 'inflight', echo_until = NULL, updated_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![id, now])?;
+        self.conn.exec("UPDATE outbox SET state = 'inflight', echo_until = NULL, updated_at = ?2 WHERE id = ?1", args![id, now])?;
         Ok(())
     }
 
     /// Puts a row marked in flight that was not handed to the API back to
     /// pending (a worker stopping with a claimed row).
     pub fn unmark_inflight(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE outbox SET state = 'pending', updated_at = ?2 WHERE id = ?1 AND state = 'inflight'",
-            )?
-            .execute(params![id, now])?;
+        self.conn.exec("UPDATE outbox SET state = 'pending', updated_at = ?2 WHERE id = ?1 AND state = 'inflight'", args![id, now])?;
         Ok(())
     }
 
@@ -258,20 +242,14 @@ impl Tx<'_> {
     /// (Rows due already are either claimable or wait behind their chat's
     /// first row, which is then the one to wait for.)
     pub fn next_due(&self, instance: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(NEXT_DUE_SQL)?
-            .query_row(params![now, instance], |r| r.get::<_, Option<i64>>(0))?)
+        self.conn.value(NEXT_DUE_SQL, args![now, instance])
     }
 
     /// Whether more than `claimed` pending rows are due at `now`, the claimed
     /// ones among them. Counts at most 64 rows, so it stays cheap with a long
     /// queue; `claimed` must be smaller.
     pub fn more_due(&self, instance: &str, now: i64, claimed: usize) -> Result<bool, StoreError> {
-        let due: i64 = self
-            .conn
-            .prepare_cached(MORE_DUE_SQL)?
-            .query_row(params![now, instance], |r| r.get(0))?;
+        let due: i64 = self.conn.value(MORE_DUE_SQL, args![now, instance])?;
         Ok(due as usize > claimed)
     }
 
@@ -282,19 +260,13 @@ impl Tx<'_> {
         message_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "UPDATE outbox SET state = 'sent', message_id = ?2, last_error = NULL, attempts = ?4, updated_at = ?3 WHERE id = ?1",
-        )?
-        .execute(params![row.id, message_id, now, row.attempts])?;
+        self.conn.exec("UPDATE outbox SET state = 'sent', message_id = ?2, last_error = NULL, attempts = ?4, updated_at = ?3 WHERE id = ?1", args![row.id, message_id, now, row.attempts])?;
         if let Some(id) = message_id {
             let (recipient, digest) = match &row.action {
                 PlannedAction::Send(out) => (out.request.recipient(), Some(out.request.digest())),
                 _ => (None, None),
             };
-            self.conn.prepare_cached(
-                "INSERT INTO sent (message_id, instance, chat, recipient, digest, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![id, row.instance, row.chat, recipient, digest, now])?;
+            self.conn.exec("INSERT INTO sent (message_id, instance, chat, recipient, digest, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", args![id, row.instance, row.chat, recipient, digest, now])?;
         }
         Ok(())
     }
@@ -309,10 +281,7 @@ impl Tx<'_> {
         count_attempt: bool,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, reason = NULL, attempts = attempts + ?4, updated_at = ?5 WHERE id = ?1",
-        )?
-        .execute(params![id, next_at, error, i64::from(count_attempt), now])?;
+        self.conn.exec("UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, reason = NULL, attempts = attempts + ?4, updated_at = ?5 WHERE id = ?1", args![id, next_at, error, i64::from(count_attempt), now])?;
         Ok(())
     }
 
@@ -320,19 +289,13 @@ impl Tx<'_> {
     /// spending an attempt. It leaves its chat's order: replies planned after it
     /// in the same chat must not wait for the morning behind it.
     pub fn hold(&self, id: i64, block: &Block, now: i64) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, reason = ?4, chat = '', updated_at = ?5 WHERE id = ?1",
-        )?
-        .execute(params![id, block.until.unwrap_or(now), block.note, block.reason, now])?;
+        self.conn.exec("UPDATE outbox SET state = 'pending', next_at = ?2, last_error = ?3, reason = ?4, chat = '', updated_at = ?5 WHERE id = ?1", args![id, block.until.unwrap_or(now), block.note, block.reason, now])?;
         Ok(())
     }
 
     /// A send a protection stopped: `blocked` for good, with the reason.
     pub fn mark_blocked(&self, id: i64, block: &Block, now: i64) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "UPDATE outbox SET state = 'blocked', last_error = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
-        )?
-        .execute(params![id, block.note, block.reason, now])?;
+        self.conn.exec("UPDATE outbox SET state = 'blocked', last_error = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1", args![id, block.note, block.reason, now])?;
         Ok(())
     }
 
@@ -346,10 +309,7 @@ impl Tx<'_> {
         attempted: bool,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error), attempts = attempts + ?5, updated_at = ?4 WHERE id = ?1",
-        )?
-        .execute(params![id, state, note, now, i64::from(attempted)])?;
+        self.conn.exec("UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error), attempts = attempts + ?5, updated_at = ?4 WHERE id = ?1", args![id, state, note, now, i64::from(attempted)])?;
         Ok(())
     }
 
@@ -362,7 +322,7 @@ impl Tx<'_> {
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let states = if states.is_empty() {
-            "1".to_owned()
+            "TRUE".to_owned()
         } else {
             format!(
                 "state IN ({})",
@@ -374,13 +334,11 @@ impl Tx<'_> {
             )
         };
         let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {states} AND (?2 IS NULL OR instance = ?2) ORDER BY id DESC LIMIT ?1"
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {states} AND (CAST(?2 AS TEXT) IS NULL OR instance = ?2) ORDER BY id DESC LIMIT ?1"
         );
         let rows = self
             .conn
-            .prepare(&sql)?
-            .query_map(params![limit as i64, instance], outbox_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+            .rows(&sql, args![limit as i64, instance], outbox_row)?;
         decode(rows)
     }
 
@@ -393,36 +351,36 @@ impl Tx<'_> {
         now: i64,
     ) -> Result<usize, StoreError> {
         Ok(match id {
-            Some(id) => self.conn.execute(
+            Some(id) => self.conn.exec(
                 "UPDATE outbox SET state = 'pending', attempts = 0, reason = NULL, next_at = ?2, updated_at = ?2 WHERE id = ?1 AND state IN ('dead', 'blocked')",
-                params![id, now],
+                args![id, now],
             )?,
-            None => self.conn.execute(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?1, updated_at = ?1 WHERE state = 'dead' AND (?2 IS NULL OR instance = ?2)",
-                params![now, instance],
+            None => self.conn.exec(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?1, updated_at = ?1 WHERE state = 'dead' AND (CAST(?2 AS TEXT) IS NULL OR instance = ?2)",
+                args![now, instance],
             )?,
         })
     }
 
     /// Drops a row that is not sent: it becomes `dropped` and will not be sent.
     pub fn drop_outbox(&self, id: i64, now: i64) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        self.conn.exec(
             "UPDATE outbox SET state = 'dropped', updated_at = ?2 WHERE id = ?1 AND state IN ('pending', 'dead', 'blocked')",
-            params![id, now],
-        )?)
+            args![id, now],
+        )
     }
 
     /// An instance's sends waiting and dead letters: the outbox gauges
     /// (cheap: both counts use an index).
     pub fn outbox_counts(&self, instance: &str) -> Result<(i64, i64), StoreError> {
-        let depth = self
-            .conn
-            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE instance = ?1 AND state IN ('pending', 'inflight')")?
-            .query_row([instance], |r| r.get(0))?;
-        let dead = self
-            .conn
-            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'dead' AND instance = ?1")?
-            .query_row([instance], |r| r.get(0))?;
+        let depth = self.conn.value(
+            "SELECT COUNT(*) FROM outbox WHERE instance = ?1 AND state IN ('pending', 'inflight')",
+            args![instance],
+        )?;
+        let dead = self.conn.value(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'dead' AND instance = ?1",
+            args![instance],
+        )?;
         Ok((depth, dead))
     }
 }

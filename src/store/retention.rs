@@ -4,7 +4,7 @@
 //! touched: unprocessed events, events with open outbox rows, and open
 //! rows stay.
 
-use rusqlite::params;
+use super::sql::args;
 
 use super::{StoreError, Tx};
 
@@ -34,41 +34,31 @@ impl Tx<'_> {
     /// Deletes up to `limit` of each kind of record older than `before` (ms).
     pub fn prune(&self, before: i64, limit: usize) -> Result<Pruned, StoreError> {
         let limit = limit as i64;
-        let rows = self
-            .conn
-            .prepare_cached(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+        let rows = self.conn.exec(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
                WHERE state IN ('sent', 'dead', 'dry_run', 'blocked') AND updated_at < ?1 LIMIT ?2)",
-            )?
-            .execute(params![before, limit])?;
-        let events = self
-            .conn
-            .prepare_cached(
-                "DELETE FROM inbox WHERE id IN (SELECT i.id FROM inbox i
+            args![before, limit],
+        )?;
+        let events = self.conn.exec(
+            "DELETE FROM inbox WHERE id IN (SELECT i.id FROM inbox i
                WHERE i.received_at < ?1 AND i.status <> 'new'
                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.inbox_id = i.id)
                LIMIT ?2)",
-            )?
-            .execute(params![before, limit])?;
-        let sends = self
-            .conn
-            .prepare_cached(
-                "DELETE FROM sent WHERE id IN (SELECT id FROM sent WHERE sent_at < ?1 LIMIT ?2)",
-            )?
-            .execute(params![before, limit])?;
-        let echoes = self
-            .conn
-            .prepare_cached(
-                "DELETE FROM echoes WHERE id IN (SELECT id FROM echoes WHERE seen_at < ?1 LIMIT ?2)",
-            )?
-            .execute(params![before, limit])?;
-        let lists = self
-            .conn
-            .prepare_cached(
-                "DELETE FROM lists WHERE rowid IN (SELECT l.rowid FROM lists l WHERE l.created_at < ?1
+            args![before, limit],
+        )?;
+        let sends = self.conn.exec(
+            "DELETE FROM sent WHERE id IN (SELECT id FROM sent WHERE sent_at < ?1 LIMIT ?2)",
+            args![before, limit],
+        )?;
+        let echoes = self.conn.exec(
+            "DELETE FROM echoes WHERE id IN (SELECT id FROM echoes WHERE seen_at < ?1 LIMIT ?2)",
+            args![before, limit],
+        )?;
+        let lists = self.conn.exec(
+            "DELETE FROM lists WHERE (instance, event_key, rule) IN (SELECT l.instance, l.event_key, l.rule FROM lists l WHERE l.created_at < ?1
                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.inbox_id = l.inbox_id) LIMIT ?2)",
-            )?
-            .execute(params![before, limit])?;
+            args![before, limit],
+        )?;
         Ok(Pruned {
             events,
             rows,
@@ -82,12 +72,10 @@ impl Tx<'_> {
 impl Tx<'_> {
     /// Forgets the decision trail of up to `limit` events older than `before` (ms).
     pub fn prune_trails(&self, before: i64, limit: usize) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "UPDATE inbox SET trail = NULL WHERE id IN (SELECT id FROM inbox
+        self.conn.exec(
+            "UPDATE inbox SET trail = NULL WHERE id IN (SELECT id FROM inbox
                    WHERE received_at < ?1 AND trail IS NOT NULL LIMIT ?2)",
-            )?
-            .execute(params![before, limit as i64])?)
+            args![before, limit as i64],
+        )
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::backend::Db;
+use super::pg::PgConn;
 use super::{StoreError, Tx};
 use crate::config::StoreLocation;
 
@@ -17,6 +19,11 @@ pub const SCHEMA_VERSION: i64 = 7;
 pub(super) fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
     let conn = match location {
         StoreLocation::Memory => Connection::open_in_memory()?,
+        StoreLocation::Postgres(_) => {
+            return Err(StoreError::Corrupt(
+                "an SQLite connection was asked for a PostgreSQL store".into(),
+            ));
+        }
         StoreLocation::File(path) => {
             if let Some(dir) = path.parent()
                 && !dir.as_os_str().is_empty()
@@ -72,14 +79,15 @@ fn check_version(conn: &Connection) -> Result<i64, StoreError> {
 }
 
 /// A connection of its own next to a running daemon (`waflow status`,
-/// `outbox`, `optout`): WAL lets it read while the daemon writes, and its
-/// few writes wait for the daemon's writer (busy timeout).
+/// `outbox`, `optout`): SQLite's WAL lets it read while the daemon writes,
+/// and its few writes wait for the daemon's writer (busy timeout);
+/// PostgreSQL serves both anyway.
 pub struct Direct {
-    conn: Connection,
+    db: Db,
 }
 
 impl Direct {
-    /// Opens the store file at `path`; refuses a store of a newer waflow.
+    /// Opens the SQLite store file at `path`; refuses a store of a newer waflow.
     pub fn open(path: &Path) -> Result<Direct, StoreError> {
         let conn = Connection::open_with_flags(
             path,
@@ -87,17 +95,40 @@ impl Direct {
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
         check_version(&conn)?;
-        Ok(Direct { conn })
+        Ok(Direct {
+            db: Db::Sqlite { conn, file: None },
+        })
+    }
+
+    /// Connects to the PostgreSQL store at `url`; refuses a database that
+    /// holds no store yet or one of a newer waflow.
+    pub fn connect(url: &str) -> Result<Direct, StoreError> {
+        let conn = PgConn::connect(url)?;
+        match conn.version()? {
+            0 => Err(StoreError::Corrupt(
+                "the database holds no waflow store yet: start the daemon on it once".into(),
+            )),
+            found if found > SCHEMA_VERSION => Err(StoreError::TooNew { found }),
+            _ => Ok(Direct {
+                db: Db::Pg(Box::new(conn)),
+            }),
+        }
     }
 
     /// Runs `f` in a transaction of its own, committed when `f` succeeds.
     pub fn run<R>(&self, f: impl FnOnce(&Tx) -> Result<R, StoreError>) -> Result<R, StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?;
-        let value = f(&Tx::new(&tx))?;
-        tx.commit()?;
-        Ok(value)
+        self.db.begin()?;
+        match f(&Tx::on(self.db.conn())) {
+            Ok(value) => {
+                self.db
+                    .commit()
+                    .map_err(|e| StoreError::Corrupt(format!("commit failed: {e}")))?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.db.rollback();
+                Err(err)
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::sql::args;
 use super::{StoreError, Tx};
 
 /// What `waflow status` shows.
@@ -40,34 +41,23 @@ const LISTS_SHOWN: usize = 10;
 impl Tx<'_> {
     /// Gathers the status report of one instance.
     pub fn status_report(&self, instance: &str, now: i64) -> Result<StatusReport, StoreError> {
-        let count = |sql: &str| -> Result<i64, StoreError> {
-            Ok(self.conn.query_row(sql, [instance], |r| r.get(0))?)
-        };
-        let mut last_errors = Vec::new();
-        let mut stmt = self.conn.prepare(
+        let count =
+            |sql: &str| -> Result<i64, StoreError> { self.conn.value(sql, args![instance]) };
+        let last_errors = self.conn.rows(
             "SELECT id, rule, last_error, updated_at FROM outbox WHERE instance = ?1 AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 5",
+            args![instance],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        for row in stmt.query_map([instance], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })? {
-            last_errors.push(row?);
-        }
-        let mut paused_chats = Vec::new();
-        let mut stmt = self.conn.prepare(
+        let paused_chats = self.conn.rows(
             "SELECT chat, until_at FROM pauses WHERE instance = ?1 AND until_at > ?2 ORDER BY until_at",
+            args![instance, now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        for row in stmt.query_map(rusqlite::params![instance, now], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })? {
-            paused_chats.push(row?);
-        }
-        let mut schedules = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT rule, last_fire FROM schedules WHERE instance = ?1 ORDER BY rule")?;
-        for row in stmt.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            schedules.push(row?);
-        }
+        let schedules = self.conn.rows(
+            "SELECT rule, last_fire FROM schedules WHERE instance = ?1 ORDER BY rule",
+            args![instance],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let outbox = |state: &str| {
             count(&format!(
                 "SELECT COUNT(*) FROM outbox WHERE instance = ?1 AND state = '{state}'"
@@ -99,24 +89,20 @@ impl Tx<'_> {
     /// The instances the store holds rows of (events of unknown instances
     /// aside), in name order: configured or not.
     pub fn stored_instances(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT instance FROM (SELECT DISTINCT instance FROM inbox UNION SELECT DISTINCT instance FROM outbox)
+        self.conn.rows(
+            "SELECT instance FROM (SELECT DISTINCT instance FROM inbox UNION SELECT DISTINCT instance FROM outbox) AS names
              WHERE instance NOT LIKE 'unknown:%' ORDER BY instance",
-        )?;
-        let names = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(names)
+            args![],
+            |r| r.get(0),
+        )
     }
 
     /// Events recorded for instances that are not configured, by the id they named.
     pub fn unknown_instance_events(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.conn.rows(
             "SELECT substr(instance, 9), COUNT(*) FROM inbox WHERE instance LIKE 'unknown:%' GROUP BY instance ORDER BY instance",
-        )?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }

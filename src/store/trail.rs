@@ -4,10 +4,10 @@
 //! Written elsewhere — by the pipeline, the outbox and the ledger — in the
 //! transactions that do the work; here it is only read.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::outbox::{OUTBOX_COLUMNS, decode, outbox_row};
+use super::sql::{Row, args};
 use super::{OutboxRow, StoreError, Tx};
 
 /// One event and what came of it.
@@ -75,7 +75,7 @@ impl TrailSend {
 
 const EVENT_COLUMNS: &str = "id, instance, key, received_at, status, note, trail, event";
 
-fn event_row(r: &rusqlite::Row) -> rusqlite::Result<TrailEvent> {
+fn event_row(r: &Row) -> Result<TrailEvent, StoreError> {
     Ok(TrailEvent {
         id: r.get(0)?,
         instance: r.get(1)?,
@@ -97,23 +97,23 @@ impl Tx<'_> {
         instance: Option<&str>,
         message_id: &str,
     ) -> Result<Option<TrailEvent>, StoreError> {
-        let received = self
-            .conn
-            .prepare(&format!(
-                "SELECT {EVENT_COLUMNS} FROM inbox WHERE key = ?1 AND (?2 IS NULL OR instance = ?2) ORDER BY id DESC LIMIT 1"
-            ))?
-            .query_row(params![format!("msg:{message_id}"), instance], event_row)
-            .optional()?;
+        let received = self.conn.row(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM inbox WHERE key = ?1 AND (CAST(?2 AS TEXT) IS NULL OR instance = ?2) ORDER BY id DESC LIMIT 1"
+            ),
+            args![format!("msg:{message_id}"), instance],
+            event_row,
+        )?;
         let found = match received {
             Some(event) => Some(event),
-            None => self
-                .conn
-                .prepare(&format!(
+            None => self.conn.row(
+                &format!(
                     "SELECT {EVENT_COLUMNS} FROM inbox WHERE id = (SELECT inbox_id FROM outbox
-                       WHERE message_id = ?1 AND (?2 IS NULL OR instance = ?2) ORDER BY id DESC LIMIT 1)"
-                ))?
-                .query_row(params![message_id, instance], event_row)
-                .optional()?,
+                       WHERE message_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR instance = ?2) ORDER BY id DESC LIMIT 1)"
+                ),
+                args![message_id, instance],
+                event_row,
+            )?,
         };
         found.map(|event| self.with_sends(event)).transpose()
     }
@@ -125,13 +125,13 @@ impl Tx<'_> {
         chat: &str,
         limit: usize,
     ) -> Result<Vec<TrailEvent>, StoreError> {
-        let events = self
-            .conn
-            .prepare(&format!(
+        let events = self.conn.rows(
+            &format!(
                 "SELECT {EVENT_COLUMNS} FROM inbox WHERE instance = ?1 AND chat = ?2 ORDER BY id DESC LIMIT ?3"
-            ))?
-            .query_map(params![instance, chat, limit as i64], event_row)?
-            .collect::<Result<Vec<_>, _>>()?;
+            ),
+            args![instance, chat, limit as i64],
+            event_row,
+        )?;
         events.into_iter().map(|e| self.with_sends(e)).collect()
     }
 
@@ -141,17 +141,18 @@ impl Tx<'_> {
             .map(|c| format!("o.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {columns}, o.reason, s.delivery, s.delivery_at FROM outbox o
-               LEFT JOIN sent s ON s.message_id = o.message_id AND s.instance = o.instance
-              WHERE o.inbox_id = ?1 ORDER BY o.id"
-        ))?;
-        let rows = stmt
-            .query_map([event.id], |r| {
+        let rows = self.conn.rows(
+            &format!(
+                "SELECT {columns}, o.reason, s.delivery, s.delivery_at FROM outbox o
+                   LEFT JOIN sent s ON s.message_id = o.message_id AND s.instance = o.instance
+                  WHERE o.inbox_id = ?1 ORDER BY o.id"
+            ),
+            args![event.id],
+            |r| {
                 let (row, action) = outbox_row(r)?;
                 Ok(((row, action), (r.get(15)?, r.get(16)?, r.get(17)?)))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         let (rows, extra): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
         event.sends = decode(rows)?
             .into_iter()

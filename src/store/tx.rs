@@ -6,17 +6,28 @@
 //! [`super::Direct::run`] (a connection of its own) and never see the
 //! database: a second backend changes what `Tx` holds, not its callers.
 
+#[cfg(test)]
 use rusqlite::Connection;
 
 use super::StoreError;
+use super::sql::Conn;
 
 /// An open transaction of the store.
 pub struct Tx<'c> {
-    pub(super) conn: &'c Connection,
+    pub(super) conn: Conn<'c>,
 }
 
 impl<'c> Tx<'c> {
+    /// A transaction on an SQLite connection (begun by the caller).
+    #[cfg(test)]
     pub(crate) fn new(conn: &'c Connection) -> Self {
+        Tx {
+            conn: Conn::Sqlite(conn),
+        }
+    }
+
+    /// A transaction on `conn` (begun by the caller).
+    pub(super) fn on(conn: Conn<'c>) -> Self {
         Tx { conn }
     }
 
@@ -26,15 +37,17 @@ impl<'c> Tx<'c> {
         &self,
         f: impl FnOnce(&Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        control(self.conn, "SAVEPOINT part")?;
+        self.conn.control("SAVEPOINT part")?;
         match f(self) {
             Ok(value) => {
-                control(self.conn, "RELEASE part")?;
+                self.conn.control("RELEASE part")?;
                 Ok(value)
             }
             Err(err) => {
-                if let Err(undo) = control(self.conn, "ROLLBACK TO part")
-                    .and_then(|()| control(self.conn, "RELEASE part"))
+                if let Err(undo) = self
+                    .conn
+                    .control("ROLLBACK TO part")
+                    .and_then(|()| self.conn.control("RELEASE part"))
                 {
                     tracing::error!(error = %undo, "store: cannot undo a failed part of a transaction");
                 }
@@ -46,6 +59,7 @@ impl<'c> Tx<'c> {
 
 /// Runs one fixed control statement (`SAVEPOINT`, `COMMIT` …) from the
 /// statement cache instead of parsing it again.
+#[cfg(test)]
 pub(super) fn control(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())

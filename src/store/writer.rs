@@ -11,9 +11,8 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-
-use super::tx::control;
+use super::backend::Db;
+use super::sql::Conn;
 use super::{StoreError, Tx};
 
 /// Jobs committed together at most.
@@ -33,7 +32,7 @@ pub(super) struct Job {
     /// of its batch when that holds durable work it may have read.
     pub(super) lazy: bool,
     /// Runs the work and returns how to tell the caller its outcome.
-    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+    run: Box<dyn FnOnce(Conn<'_>) -> Reply + Send>,
 }
 
 /// What the writer receives.
@@ -54,8 +53,8 @@ where
     F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let run = Box::new(move |conn: &Connection| {
-        let result = Tx::new(conn).savepoint(f);
+    let run = Box::new(move |conn: Conn<'_>| {
+        let result = Tx::on(conn).savepoint(f);
         Box::new(move |commit: Result<(), String>| {
             let outcome = match (result, commit) {
                 (Ok(value), Ok(())) => Ok(value),
@@ -71,7 +70,7 @@ where
 /// The writer: takes every waiting job, runs them in one transaction, commits
 /// once. A transaction that holds only lazy jobs stays open for the next
 /// jobs, up to [`LAZY_COMMIT`].
-pub(super) fn writer(conn: Connection, file: Option<FileId>, rx: mpsc::Receiver<Msg>) {
+pub(super) fn writer(db: Db, rx: mpsc::Receiver<Msg>) {
     // While a transaction is open: when it must be committed at the latest.
     let mut open: Option<Instant> = None;
     let mut pace = Arrivals::default();
@@ -83,7 +82,7 @@ pub(super) fn writer(conn: Connection, file: Option<FileId>, rx: mpsc::Receiver<
                 match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                     Ok(msg) => Some(msg),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        commit(&conn, &file, Vec::new());
+                        commit(&db, Vec::new());
                         open = None;
                         continue;
                     }
@@ -101,7 +100,7 @@ pub(super) fn writer(conn: Connection, file: Option<FileId>, rx: mpsc::Receiver<
         };
         let batch = take_batch(first, &rx, &mut closing);
         if open.is_none() {
-            if let Err(err) = control(&conn, "BEGIN IMMEDIATE") {
+            if let Err(err) = db.begin() {
                 let err = err.to_string();
                 tracing::error!(error = %err, "store: cannot begin a transaction");
                 // The jobs are dropped unrun: their callers get `Closed`.
@@ -113,12 +112,12 @@ pub(super) fn writer(conn: Connection, file: Option<FileId>, rx: mpsc::Receiver<
         let mut ran = Ran::default();
         for job in batch {
             pace.received(received, !job.lazy);
-            ran.run(job, &conn);
+            ran.run(job, db.conn());
         }
         // A steady stream of lone requests: the next one shares this commit.
         let lone = pace.lone(received, ran.waiting.len());
         if let Some(deadline) = lone.filter(|_| closing.is_none()) {
-            closing = wait_for_next(&rx, deadline, &mut pace, &mut ran, &conn);
+            closing = wait_for_next(&rx, deadline, &mut pace, &mut ran, db.conn());
         }
         let Ran { lazy, mut waiting } = ran;
         if waiting.is_empty() {
@@ -128,7 +127,7 @@ pub(super) fn writer(conn: Connection, file: Option<FileId>, rx: mpsc::Receiver<
         } else {
             // Lazy jobs of this batch may have read its durable work too.
             waiting.extend(lazy);
-            commit(&conn, &file, waiting);
+            commit(&db, waiting);
             open = None;
         }
         if closing.is_some() {
@@ -136,10 +135,10 @@ pub(super) fn writer(conn: Connection, file: Option<FileId>, rx: mpsc::Receiver<
         }
     }
     if open.is_some() {
-        commit(&conn, &file, Vec::new());
+        commit(&db, Vec::new());
     }
     if let Some(reply) = closing {
-        let _ = reply.send(close(conn));
+        let _ = reply.send(db.close());
     }
 }
 
@@ -170,7 +169,7 @@ fn wait_for_next(
     deadline: Instant,
     pace: &mut Arrivals,
     ran: &mut Ran,
-    conn: &Connection,
+    conn: Conn<'_>,
 ) -> Option<CloseReply> {
     while let Ok(msg) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         let job = match msg {
@@ -187,20 +186,6 @@ fn wait_for_next(
     None
 }
 
-/// Moves the WAL into the database file and closes the connection, so the
-/// file alone is a complete copy (and the `-wal` file is gone).
-fn close(conn: Connection) -> Result<(), StoreError> {
-    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-    conn.close().map_err(|(_, e)| StoreError::Sql(e))?;
-    if busy != 0 {
-        return Err(StoreError::Corrupt(
-            "the final checkpoint was blocked by another connection; the -wal file holds the rest"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
 /// The replies of the jobs run in this batch, until the commit.
 #[derive(Default)]
 struct Ran {
@@ -209,7 +194,7 @@ struct Ran {
 }
 
 impl Ran {
-    fn run(&mut self, job: Job, conn: &Connection) {
+    fn run(&mut self, job: Job, conn: Conn<'_>) {
         let reply = (job.run)(conn);
         if job.lazy {
             self.lazy.push(reply);
@@ -250,56 +235,13 @@ impl Arrivals {
     }
 }
 
-/// The database file the connection was opened on. A file deleted or
-/// replaced under a running daemon would take every later commit into an
-/// unlinked inode, lost at the next start: such commits are refused.
-pub(super) struct FileId {
-    path: std::path::PathBuf,
-    id: (u64, u64),
-}
-
-impl FileId {
-    /// The identity of the file at `path` now.
-    pub(super) fn of(path: &std::path::Path) -> Option<FileId> {
-        Some(FileId {
-            path: path.to_owned(),
-            id: identity(path)?,
-        })
-    }
-
-    /// Whether the path still names the file that was opened.
-    fn check(&self) -> Result<(), String> {
-        if identity(&self.path) == Some(self.id) {
-            return Ok(());
-        }
-        Err(format!(
-            "the database file {} was deleted or replaced while waflow ran; nothing more is \
-             committed: stop waflow, restore the file (from a backup), start it again",
-            self.path.display()
-        ))
-    }
-}
-
-#[cfg(unix)]
-fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.dev(), meta.ino()))
-}
-
-#[cfg(not(unix))]
-fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|_| (0, 0))
-}
-
 /// Commits the open transaction and tells the waiting callers how it went.
-fn commit(conn: &Connection, file: &Option<FileId>, waiting: Vec<Reply>) {
-    let checked = file.as_ref().map_or(Ok(()), FileId::check);
-    let committed = checked.and_then(|()| control(conn, "COMMIT").map_err(|e| e.to_string()));
+fn commit(db: &Db, waiting: Vec<Reply>) {
+    let committed = db.commit();
     if let Err(err) = &committed {
         // Lazy jobs of this transaction are lost: their work is done again.
         tracing::error!(error = %err, "store: commit failed");
-        let _ = control(conn, "ROLLBACK");
+        db.rollback();
     }
     for reply in waiting {
         reply(committed.clone());

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod numbers;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -102,12 +103,13 @@ pub fn write_config(dir: &Path, api: &str, port: u16, extra: &str) {
     } else {
         format!("{extra}safety:\n  quiet_hours: off\n")
     };
+    let store = store_address();
     std::fs::write(
         dir.join("waflow.yaml"),
         format!(
             "api:\n  base_url: {api}/api\n  instance_id: I1\n  access_token: tok-secret\n  timeout: 2s\n\
              server:\n  listen: 127.0.0.1:{port}\n  webhook_secret: {SECRET}\n  max_body: 4KiB\n\
-             store: waflow.db\nrules: rules\n\
+             store: {store}\nrules: rules\n\
              pacing:\n  min_interval: 0s\n  per_chat: 100/min\n  typing_delay: 0s\n\
              retry:\n  attempts: 3\n  backoff: 200ms\n  max_backoff: 1s\n  relogin_probe: 500ms\n{extra}"
         ),
@@ -115,6 +117,16 @@ pub fn write_config(dir: &Path, api: &str, port: u16, extra: &str) {
     .unwrap();
     std::fs::create_dir_all(dir.join("rules")).unwrap();
     std::fs::write(dir.join("rules/rules.yaml"), RULES).unwrap();
+}
+
+/// The store a daemon of the tests runs on: `waflow.db` beside its
+/// config, or, with `WAFLOW_TEST_STORE=postgres`, a new database on the
+/// tests' PostgreSQL server (the daemon tests' second pass, see README).
+pub fn store_address() -> String {
+    if std::env::var("WAFLOW_TEST_STORE").as_deref() != Ok("postgres") {
+        return "waflow.db".into();
+    }
+    postgres::database().expect("WAFLOW_TEST_STORE=postgres, but PostgreSQL is not installed")
 }
 
 pub async fn start_in(dir: &Path, port: u16) -> Daemon {
