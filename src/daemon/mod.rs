@@ -76,6 +76,7 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
         );
     }
     let shared = Arc::new(Shared::new(store, loaded));
+    let files = reload::files_now(&shared, &config_path);
     reconcile(&shared, config.retry.echo_wait).await?;
     let cancel = shared.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
@@ -100,6 +101,7 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
         config_path.clone(),
         force_dry_run,
         cancel.clone(),
+        files,
     ));
     tasks.spawn(watchdog(cancel.clone()));
 

@@ -10,12 +10,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::{Loaded, Shared};
 
-/// Reloads config and rules on SIGHUP and when their files change.
+/// The config and rule files as they are now: taken right after loading
+/// them, before anything is served, so that a change made as soon as the
+/// daemon answers (its health check) is seen, not taken for the start.
+pub(super) fn files_now(shared: &Shared, path: &Path) -> Files {
+    Files(fingerprint(path, &rule_paths(shared)))
+}
+
+/// What [`files_now`] saw.
+pub(super) struct Files(Vec<(PathBuf, u64, Option<std::time::SystemTime>)>);
+
+/// Reloads config and rules on SIGHUP and when their files change since `seen`.
 pub(super) async fn run(
     shared: Arc<Shared>,
     path: PathBuf,
     force_dry_run: bool,
     cancel: CancellationToken,
+    seen: Files,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
@@ -24,6 +35,7 @@ pub(super) async fn run(
         path.clone(),
         tx,
         cancel.clone(),
+        seen,
     ));
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -158,8 +170,9 @@ async fn watch_files(
     path: PathBuf,
     tx: tokio::sync::mpsc::Sender<&'static str>,
     cancel: CancellationToken,
+    seen: Files,
 ) {
-    let mut last = fingerprint(&path, &rule_paths(&shared));
+    let Files(mut last) = seen;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -69,7 +69,13 @@ fn start() -> Option<Cluster> {
         return None;
     };
     remove_old_clusters();
-    let dir = std::env::temp_dir().join(format!("waflow-pg-{}", std::process::id()));
+    // A test binary may hold this module more than once (`on_postgres`
+    // compiles several test files, each with its own copy): one cluster
+    // each, in folders of their own.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("waflow-pg-{}-{stamp}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the cluster's folder");
     let user = User::unprivileged();
@@ -159,7 +165,11 @@ fn remove_old_clusters() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("waflow-pg-")) else {
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("waflow-pg-"))
+            .and_then(|n| n.split('-').next());
+        let Some(pid) = pid else {
             continue;
         };
         if !Path::new("/proc").join(pid).exists() {
