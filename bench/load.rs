@@ -16,6 +16,7 @@
 mod baseline;
 mod drive;
 mod floor;
+mod pg;
 mod pin;
 mod scale;
 
@@ -47,13 +48,17 @@ async fn main() {
             .unwrap_or_else(|| "target/release/waflow".into()),
     )
     .expect("the waflow binary (build it with cargo build --release)");
-    let full_events: usize = env_or("BENCH_EVENTS", 20_000);
-    let rate_seconds: u64 = env_or("BENCH_RATE_SECONDS", 10);
-    let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
-
+    let run = Run {
+        waflow,
+        full_events: env_or("BENCH_EVENTS", 20_000),
+        rate_seconds: env_or("BENCH_RATE_SECONDS", 10),
+        concurrency: env_or("BENCH_CONCURRENCY", 32),
+        pinned: pin::enabled(),
+        // BENCH_PG_URL (bench/run.sh with BENCH_POSTGRES=1): the daemon on PostgreSQL too.
+        pg_admin: std::env::var("BENCH_PG_URL").ok(),
+    };
     let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
-    let pinned = pin::enabled();
-    if pinned {
+    if run.pinned {
         pin::pin_self();
         println!("pinned: each server alone on core 1; load generator and mock API on core 0");
     } else {
@@ -64,13 +69,18 @@ async fn main() {
     println!("mock API on {}", mock.addr);
     // BENCH_INSTANCES=1,10,100: the scale benchmark instead (several numbers).
     if let Ok(counts) = std::env::var("BENCH_INSTANCES") {
-        scale::run(&waflow, &mock, &counts, pinned).await;
+        scale::run(&run.waflow, &mock, &counts, run.pinned).await;
         return;
     }
 
     // BENCH_TARGETS=waflow runs one side only (e.g. under a profiler).
-    let targets: String = env_or("BENCH_TARGETS", "baseline,floor,waflow".to_owned());
-    let chosen: Vec<&'static str> = ["baseline", "floor", "waflow"]
+    let all = if run.pg_admin.is_some() {
+        "baseline,floor,waflow,waflow-pg"
+    } else {
+        "baseline,floor,waflow"
+    };
+    let targets: String = env_or("BENCH_TARGETS", all.to_owned());
+    let chosen: Vec<&'static str> = ["baseline", "floor", "waflow", "waflow-pg"]
         .into_iter()
         .filter(|target| targets.split(',').any(|t| t.trim() == *target))
         .collect();
@@ -81,67 +91,100 @@ async fn main() {
     for round in 1..=rounds {
         let mut results = Vec::new();
         for &target in &chosen {
-            mock.reset();
-            let dir = tempfile_dir(target);
-            let port = free_port();
-            let mut child = match target {
-                "baseline" => pin::command(&std::env::current_exe().expect("exe"), pinned)
-                    .args([
-                        "baseline",
-                        &port.to_string(),
-                        &format!("http://{}/api", mock.addr),
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("baseline"),
-                "floor" => pin::command(&std::env::current_exe().expect("exe"), pinned)
-                    .args([
-                        "floor",
-                        &port.to_string(),
-                        &format!("http://{}/api", mock.addr),
-                        &dir.join("floor.db").to_string_lossy(),
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("floor"),
-                _ => start_waflow(&waflow, &dir, port, mock.addr, pinned),
-            };
-            wait_up(port).await;
-            let pid = child.id();
-            let cpu0 = cpu_seconds(pid);
-
-            let full = drive_full(port, full_events, concurrency, 0).await;
-            let rate = drive_rate(port, 1000, rate_seconds, full_events).await;
-            let expected = full.ok + rate.ok;
-            let (received, duplicates) = mock.wait_for(expected, Duration::from_secs(120)).await;
-            // All the work of every event, its send included, until the last send arrived.
-            let cpu1 = cpu_seconds(pid);
-            let rss = peak_rss_kib(pid);
-            stop(&mut child);
-            results.push(Report {
-                name: target,
-                events_per_sec: full.ok as f64 / full.elapsed.as_secs_f64(),
-                p50_full: full.percentile(50.0),
-                p99_full: full.percentile(99.0),
-                p50_rate: rate.percentile(50.0),
-                p99_rate: rate.percentile(99.0),
-                cpu_us_per_event: (cpu1 - cpu0) * 1e6 / expected.max(1) as f64,
-                rss_mib: rss as f64 / 1024.0,
-                expected,
-                received,
-                duplicates,
-                errors: full.errors + rate.errors,
-            });
-            let _ = std::fs::remove_dir_all(&dir);
+            results.push(run.measure(target, round, &mock).await);
         }
         println!();
         println!("round {round} of {rounds}:");
-        print_table(&results, concurrency);
+        print_table(&results, run.concurrency);
         rounds_done.push(results);
     }
     verdict(&rounds_done);
+}
+
+/// What every round of the benchmark runs with.
+struct Run {
+    waflow: PathBuf,
+    full_events: usize,
+    rate_seconds: u64,
+    concurrency: usize,
+    pinned: bool,
+    pg_admin: Option<String>,
+}
+
+impl Run {
+    /// Starts `target`, drives it, stops it: its report.
+    async fn measure(&self, target: &'static str, round: usize, mock: &Mock) -> Report {
+        mock.reset();
+        let dir = tempfile_dir(target);
+        let port = free_port();
+        let mut child = self.start(target, round, &dir, port, mock);
+        wait_up(port).await;
+        let pid = child.id();
+        let cpu0 = cpu_seconds(pid);
+        let server = postmaster().filter(|_| target == "waflow-pg");
+        let server0 = server.map(pg::server_cpu_seconds);
+
+        let full = drive_full(port, self.full_events, self.concurrency, 0).await;
+        let rate = drive_rate(port, 1000, self.rate_seconds, self.full_events).await;
+        let expected = full.ok + rate.ok;
+        let (received, duplicates) = mock.wait_for(expected, Duration::from_secs(120)).await;
+        // All the work of every event, its send included, until the last send arrived.
+        let cpu1 = cpu_seconds(pid);
+        let rss = peak_rss_kib(pid);
+        if let (Some(server), Some(server0)) = (server, server0) {
+            let used = pg::server_cpu_seconds(server) - server0;
+            println!(
+                "  PostgreSQL server CPU per event (beside waflow-pg's own): {:.1} µs",
+                used * 1e6 / expected.max(1) as f64
+            );
+        }
+        stop(&mut child);
+        let _ = std::fs::remove_dir_all(&dir);
+        Report {
+            name: target,
+            events_per_sec: full.ok as f64 / full.elapsed.as_secs_f64(),
+            p50_full: full.percentile(50.0),
+            p99_full: full.percentile(99.0),
+            p50_rate: rate.percentile(50.0),
+            p99_rate: rate.percentile(99.0),
+            cpu_us_per_event: (cpu1 - cpu0) * 1e6 / expected.max(1) as f64,
+            rss_mib: rss as f64 / 1024.0,
+            expected,
+            received,
+            duplicates,
+            errors: full.errors + rate.errors,
+        }
+    }
+
+    fn start(&self, target: &str, round: usize, dir: &Path, port: u16, mock: &Mock) -> Child {
+        let api = format!("http://{}/api", mock.addr);
+        let me = std::env::current_exe().expect("exe");
+        match target {
+            "baseline" => pin::command(&me, self.pinned)
+                .args(["baseline", &port.to_string(), &api])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("baseline"),
+            "floor" => pin::command(&me, self.pinned)
+                .args([
+                    "floor",
+                    &port.to_string(),
+                    &api,
+                    &dir.join("floor.db").to_string_lossy(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("floor"),
+            "waflow-pg" => {
+                let admin = self.pg_admin.as_deref().expect("BENCH_PG_URL");
+                let url = pg::new_database(admin, &format!("bench_{round}"));
+                start_waflow_on(&self.waflow, dir, port, mock.addr, self.pinned, Some(&url))
+            }
+            _ => start_waflow_on(&self.waflow, dir, port, mock.addr, self.pinned, None),
+        }
+    }
 }
 
 /// The medians over the rounds: waflow against the baseline (the targets)
@@ -288,10 +331,26 @@ fn tempfile_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn start_waflow(bin: &Path, dir: &Path, port: u16, api: SocketAddr, pinned: bool) -> Child {
+/// The daemon on its store: SQLite in `dir`, or the PostgreSQL database `pg`.
+fn start_waflow_on(
+    bin: &Path,
+    dir: &Path,
+    port: u16,
+    api: SocketAddr,
+    pinned: bool,
+    pg: Option<&str>,
+) -> Child {
     let token = "  instance_id: BENCH\n  access_token: bench-token\n";
     write_daemon_files(dir, api, port, token, "");
+    if let Some(url) = pg {
+        pg::use_database(dir, url);
+    }
     spawn_waflow(bin, dir, pinned)
+}
+
+/// The PostgreSQL server's postmaster (`BENCH_PG_PID`), when there is one.
+fn postmaster() -> Option<u32> {
+    std::env::var("BENCH_PG_PID").ok()?.trim().parse().ok()
 }
 
 /// Stops a server with SIGTERM and waits for it.

@@ -39,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod event;
 pub mod guard;
+pub mod lease;
 pub mod lists;
 pub mod metrics;
 pub mod outbox;

@@ -197,6 +197,9 @@ pub struct Shared {
     pub list_client: reqwest::Client,
     /// The last reload: when (Unix ms), and its problems when it was rejected.
     last_reload: std::sync::Mutex<Option<(i64, Option<String>)>>,
+    /// This process among those sharing the store (`lease::process_id`;
+    /// the daemon names it once it listens).
+    pub process: String,
 }
 
 impl Shared {
@@ -213,7 +216,14 @@ impl Shared {
             shutdown: CancellationToken::new(),
             list_client: crate::lists::client(),
             last_reload: std::sync::Mutex::new(None),
+            process: "local".into(),
         }
+    }
+
+    /// Names this process among those sharing the store.
+    pub fn named(mut self, process: String) -> Shared {
+        self.process = process;
+        self
     }
 
     /// The config and rules in force.

@@ -233,3 +233,49 @@ fn an_unreachable_server_is_a_clear_error_without_the_password() {
     assert!(!err.contains("hunter2"), "{err}");
     assert!(!format!("{location:?}").contains("hunter2"));
 }
+
+/// A lease changes hands only when it expires, with a higher generation;
+/// a released one is free at once.
+fn lease_transcript(tx: &Tx) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let take = |who: &str, now: i64| tx.take_lease("send:default", who, now, 1_000);
+    out.push(format!("A takes {:?}", take("A", 0)?));
+    out.push(format!("B while A holds {:?}", take("B", 500)?));
+    out.push(format!("A renews {:?}", take("A", 900)?));
+    out.push(format!("B before the renewal ends {:?}", take("B", 1_800)?));
+    out.push(format!("B after {:?}", take("B", 1_900)?));
+    out.push(format!("A again {:?}", take("A", 2_000)?));
+    tx.release_lease("send:default", "B", 2_100)?;
+    out.push(format!("A after the release {:?}", take("A", 2_100)?));
+    out.push(format!("leases {:?}", tx.leases()?));
+    Ok(out)
+}
+
+#[tokio::test]
+async fn leases_change_hands_only_when_they_expire_on_both_backends() {
+    let Some(url) = common::postgres::database() else {
+        return;
+    };
+    let mut answers = Vec::new();
+    for location in [
+        StoreLocation::Memory,
+        StoreLocation::Postgres(waflow::secret::Secret::new(url).unwrap()),
+    ] {
+        let store = Store::open(&location).unwrap();
+        answers.push(store.call(lease_transcript).await.unwrap());
+        store.close().await.unwrap();
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        answers[0][..7],
+        [
+            "A takes Some(1)",
+            "B while A holds None",
+            "A renews Some(1)",
+            "B before the renewal ends None",
+            "B after Some(2)",
+            "A again None",
+            "A after the release Some(3)",
+        ]
+    );
+}

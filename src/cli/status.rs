@@ -74,11 +74,54 @@ pub fn status(cli: &Cli, out: &Output) -> Result<(), CliError> {
             text.push_str(&format!("  {id}: {n}\n"));
         }
     }
+    let leases = store.run(|tx| tx.leases()).map_err(err)?;
+    text.push_str(&processes_text(&leases, crate::units::now_ms()));
     let mut body = reports.first().cloned().unwrap_or_else(|| json!({}));
     body["instances"] = json!(reports);
     body["unknown_instances"] = json!(unknown);
+    body["leases"] = json!(leases);
     out.success(text.trim_end(), body);
     Ok(())
+}
+
+/// The processes running on the store (their presence leases), each with
+/// the leases it holds: which numbers it sends for, whether it fires the
+/// schedules. Nothing when no daemon ever ran on this store version.
+fn processes_text(leases: &[store::LeaseRow], now: i64) -> String {
+    if leases.is_empty() {
+        return String::new();
+    }
+    let age =
+        |ms: i64| crate::units::format_duration(std::time::Duration::from_millis(ms.max(0) as u64));
+    let mut text = String::from("processes:\n");
+    let running: Vec<&store::LeaseRow> = leases
+        .iter()
+        .filter(|l| l.name.starts_with("process:") && l.expires_at > now)
+        .collect();
+    if running.is_empty() {
+        text.push_str("  none running\n");
+    }
+    for process in running {
+        text.push_str(&format!(
+            "  {} (up {})\n",
+            process.holder,
+            age(now - process.acquired_at)
+        ));
+        for lease in leases
+            .iter()
+            .filter(|l| l.holder == process.holder && !l.name.starts_with("process:"))
+            .filter(|l| l.expires_at > now)
+        {
+            text.push_str(&format!(
+                "    {} (generation {}, held for {}, expires in {})\n",
+                lease.name,
+                lease.generation,
+                age(now - lease.acquired_at),
+                age(lease.expires_at - now),
+            ));
+        }
+    }
+    text
 }
 
 /// One instance's part of `waflow status`; `view` is `None` for an

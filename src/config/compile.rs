@@ -82,17 +82,19 @@ pub(super) fn api(raw: raw::Api, base_url: url::Url) -> ApiConfig {
     }
 }
 
-/// `store:`: where the database is, and `store.keep` (30 days by default).
+/// `store:`: where the database is, `store.keep` (30 days by default) and
+/// `store.lease` (15 s by default).
 pub(super) fn store(
     raw: Option<&raw::StoreRaw>,
     resolve: &dyn Fn(&str) -> std::path::PathBuf,
-) -> (super::StoreLocation, Duration) {
-    let (path, keep) = match raw {
-        None => (None, None),
-        Some(raw::StoreRaw::Path(p)) => (Some(p.as_str()), None),
-        Some(raw::StoreRaw::Table { path, keep }) => (path.as_deref(), *keep),
+) -> (super::StoreLocation, Duration, Duration) {
+    let (path, keep, lease) = match raw {
+        None => (None, None, None),
+        Some(raw::StoreRaw::Path(p)) => (Some(p.as_str()), None, None),
+        Some(raw::StoreRaw::Table { path, keep, lease }) => (path.as_deref(), *keep, *lease),
     };
     let keep = keep.map_or(Duration::from_secs(30 * 86_400), HumanDuration::get);
+    let lease = lease.map_or(Duration::from_secs(15), HumanDuration::get);
     let location = match path.map(str::trim) {
         Some(":memory:") => super::StoreLocation::Memory,
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -104,7 +106,7 @@ pub(super) fn store(
         Some(p) if !p.is_empty() => super::StoreLocation::File(resolve(p)),
         _ => super::StoreLocation::File(resolve("waflow.db")),
     };
-    (location, keep)
+    (location, keep, lease)
 }
 
 /// `http_actions.allow_hosts`, as hosts compare: lowercase, no final dot.

@@ -67,6 +67,9 @@ pub struct Config {
     pub allow_hosts: Vec<String>,
     /// How long finished events, outbox rows and sends are kept (`store.keep`).
     pub keep: Duration,
+    /// How long a process's leases last unless renewed (`store.lease`): a
+    /// stopped process's numbers and schedules move on after it.
+    pub lease: Duration,
     /// Named business calendars (`hours:`), for `in_hours('NAME')` and quiet hours.
     pub hours: Calendars,
     /// The numbers this daemon serves, in name order; the single form is
@@ -262,7 +265,7 @@ impl Config {
         };
         let base_url = compile::base_url(&raw.api, path, &mut problems);
         let listen = compile::listen(&raw.server, path, &mut problems);
-        let (store, keep) = compile::store(raw.store.as_ref(), &resolve);
+        let (store, keep, lease) = compile::store(raw.store.as_ref(), &resolve);
         let rules = resolve(
             raw.rules
                 .as_deref()
@@ -296,6 +299,7 @@ impl Config {
                 .map_or(Duration::from_secs(1800), HumanDuration::get),
             vars: raw.vars.clone(),
             keep,
+            lease,
             allow_hosts: compile::allow_hosts(&raw.http_actions),
             safety,
             retry: compile::retry(&raw.retry),

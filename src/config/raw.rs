@@ -65,6 +65,7 @@ pub enum StoreRaw {
     Table {
         path: Option<String>,
         keep: Option<HumanDuration>,
+        lease: Option<HumanDuration>,
     },
 }
 

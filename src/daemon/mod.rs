@@ -75,7 +75,8 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
             "server.webhook_secret is not set: every POST /webhook/... is refused with 404"
         );
     }
-    let shared = Arc::new(Shared::new(store, loaded));
+    let shared =
+        Arc::new(Shared::new(store, loaded).named(crate::lease::process_id(address.port())));
     let files = reload::files_now(&shared, &config_path);
     reconcile(&shared, config.retry.echo_wait).await?;
     let cancel = shared.shutdown.clone();
@@ -104,6 +105,7 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
         files,
     ));
     tasks.spawn(watchdog(cancel.clone()));
+    tasks.spawn(present(shared.clone(), cancel.clone()));
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     shutdown_signal().await;
@@ -130,6 +132,22 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Keeps this process's presence lease (what `waflow status` lists) until
+/// `cancel` fires, then gives it up.
+async fn present(shared: Arc<Shared>, cancel: CancellationToken) {
+    let ttl = shared.loaded().config.lease;
+    let name = crate::lease::presence(&shared.process);
+    let mut lease = crate::lease::Lease::new(name, &shared.process, ttl);
+    loop {
+        lease.hold(&shared.store).await;
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(lease.retry_in()) => {}
+        }
+    }
+    lease.release(&shared.store).await;
 }
 
 /// Pings the systemd watchdog at half its interval, when it is enabled.

@@ -6,7 +6,9 @@
 //! fires the same occurrence twice. An occurrence missed while the daemon was
 //! down fires on start only if it is at most `catch_up` late; older ones are
 //! skipped and logged. Waits are computed from the wall clock each time and
-//! capped, so a host that slept or a clock that jumped is noticed.
+//! capped, so a host that slept or a clock that jumped is noticed. Only the
+//! process that holds the scheduler lease fires; another one takes over
+//! when it expires, from each schedule's last fire in the store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Event, EventKind, Fire};
+use crate::lease::{Holding, Lease};
 use crate::rules::{Rule, Trigger};
 use crate::runtime::Shared;
 use crate::schedule::next_after;
@@ -46,7 +49,23 @@ type Key = (String, String);
 /// Runs until `cancel` fires.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut tracked: HashMap<Key, Tracked> = HashMap::new();
+    let ttl = shared.loaded().config.lease;
+    let mut lease = Lease::new(crate::lease::SCHEDULER.into(), &shared.process, ttl);
     loop {
+        match lease.hold(&shared.store).await {
+            Holding::Kept => {}
+            // Another process fires: what this one tracked goes stale.
+            Holding::Not => {
+                tracked.clear();
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(lease.retry_in()) => {}
+                }
+                continue;
+            }
+            // Taken over: every schedule starts again from its last fire in the store.
+            Holding::Taken => tracked.clear(),
+        }
         let loaded = shared.loaded();
         let now = shared.now();
         // Follow reloads: keep unchanged schedules, start new or changed ones, forget removed ones.
@@ -91,9 +110,13 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
             .filter_map(|t| t.next)
             .min()
             .map(|next| Duration::try_from(next.duration_since(now)).unwrap_or(Duration::ZERO))
-            .map_or(RECHECK, |d| shared.clock.real(d).min(RECHECK));
+            .map_or(RECHECK, |d| shared.clock.real(d).min(RECHECK))
+            .min(lease.retry_in());
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => {
+                lease.release(&shared.store).await;
+                return;
+            }
             _ = shared.wake_scheduler.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }

@@ -105,8 +105,14 @@ async fn worker(
         .flatten()
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
+    let lease = crate::lease::Lease::new(
+        crate::lease::send_lease(&instance),
+        &shared.process,
+        shared.loaded().config.lease,
+    );
     let mut worker = Worker {
         wake: shared.sender_wake(&instance),
+        lease,
         shared,
         instance,
         cancel,
@@ -157,6 +163,8 @@ struct Worker {
     http_slots: Arc<tokio::sync::Semaphore>,
     /// The next claim, made in the commit that confirmed the last send.
     preclaimed: Option<claim::Batch>,
+    /// The right to send for this number, among the processes of one store.
+    lease: crate::lease::Lease,
 }
 
 /// What became of one claimed row.
@@ -186,6 +194,9 @@ impl Worker {
                 && Instant::now() < until
             {
                 self.wait(until - Instant::now()).await;
+                continue;
+            }
+            if !self.hold_lease().await {
                 continue;
             }
             if self.breaker_holds().await {
@@ -225,6 +236,44 @@ impl Worker {
             self.settle(&instance, &claim.row, outcome).await;
         }
         self.unmark_preclaimed().await;
+        self.lease.release(&self.shared.store).await;
+    }
+
+    /// Whether this process may send for the number now. Another process
+    /// holding its lease: wait and ask again. Taken over from another
+    /// process: its breaker state and last send are read from the store,
+    /// so that the pacing holds across the change.
+    async fn hold_lease(&mut self) -> bool {
+        match self.lease.hold(&self.shared.store).await {
+            crate::lease::Holding::Kept => true,
+            crate::lease::Holding::Not => {
+                self.unmark_preclaimed().await;
+                self.wait(self.lease.retry_in()).await;
+                false
+            }
+            crate::lease::Holding::Taken => {
+                self.took_over().await;
+                true
+            }
+        }
+    }
+
+    async fn took_over(&mut self) {
+        let (key, name) = (breaker_key(&self.instance), self.instance.clone());
+        let read = self
+            .shared
+            .store
+            .call_lazy(move |c| Ok((c.meta_get(&key)?, c.last_send_of(&name)?)))
+            .await;
+        let Ok((breaker, last)) = read else {
+            return;
+        };
+        if let Some(state) = breaker.and_then(|json| serde_json::from_str(&json).ok()) {
+            self.breaker = state;
+        }
+        let ago = last.map(|at| (crate::units::now_ms() - at).max(0) as u64);
+        self.last_send = ago.and_then(|ms| Instant::now().checked_sub(Duration::from_millis(ms)));
+        tracing::info!(instance = %self.instance, process = %self.shared.process, "this process sends for the number now");
     }
 
     /// A row claimed and marked with the last confirmation that will not be

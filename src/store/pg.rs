@@ -15,7 +15,10 @@ use super::StoreError;
 use super::sql::Param;
 
 /// The PostgreSQL migrations: (the version a file brings the schema to, the file).
-const MIGRATIONS: [(i64, &str); 1] = [(7, include_str!("pg/v7.sql"))];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (7, include_str!("pg/v7.sql")),
+    (8, include_str!("pg/v8.sql")),
+];
 
 /// The key of the advisory lock held while migrating (any fixed number:
 /// "waflow" in ASCII).

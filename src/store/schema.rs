@@ -14,7 +14,7 @@ use super::{StoreError, Tx};
 use crate::config::StoreLocation;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 pub(super) fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
     let conn = match location {
@@ -57,6 +57,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("v5.sql"),
     include_str!("v6.sql"),
     include_str!("v7.sql"),
+    include_str!("v8.sql"),
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`], one version at a time.
