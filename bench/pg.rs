@@ -12,11 +12,13 @@ pub fn new_database(admin_url: &str, name: &str) -> String {
     // The synchronous client cannot run on the benchmark's async thread.
     std::thread::spawn(move || {
         let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect");
-        client
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-            ))
-            .expect("create the database");
+        // One statement each: neither may run inside a transaction block.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            client.batch_execute(&sql).expect("create the database");
+        }
         match admin.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
             None => admin,
