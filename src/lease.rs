@@ -21,6 +21,11 @@ pub struct Lease {
     holder: String,
     ttl: Duration,
     held: Option<Held>,
+    /// When the store last said another process holds it: until
+    /// [`Lease::retry_in`] has passed, the answer stands without asking
+    /// again (a worker woken by every local event would otherwise ask the
+    /// store, a commit, each time).
+    refused: Option<Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -50,6 +55,7 @@ impl Lease {
             holder: holder.to_owned(),
             ttl,
             held: None,
+            refused: None,
         }
     }
 
@@ -60,6 +66,13 @@ impl Lease {
             && held.renewed.elapsed() < self.ttl / 3
         {
             return Holding::Kept;
+        }
+        if self.held.is_none()
+            && self
+                .refused
+                .is_some_and(|at| at.elapsed() < self.retry_in())
+        {
+            return Holding::Not;
         }
         let asked = Instant::now();
         let (name, holder) = (self.name.clone(), self.holder.clone());
@@ -78,7 +91,10 @@ impl Lease {
                     .is_some_and(|b| b.generation == generation && b.renewed.elapsed() < self.ttl);
                 if kept { Holding::Kept } else { Holding::Taken }
             }
-            Ok(None) => Holding::Not,
+            Ok(None) => {
+                self.refused = Some(Instant::now());
+                Holding::Not
+            }
             Err(err) => {
                 tracing::error!(lease = %self.name, error = %err, "cannot renew a lease: its work pauses");
                 Holding::Not

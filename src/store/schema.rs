@@ -120,12 +120,15 @@ impl Direct {
     pub fn run<R>(&self, f: impl FnOnce(&Tx) -> Result<R, StoreError>) -> Result<R, StoreError> {
         self.db.begin()?;
         match f(&Tx::on(self.db.conn())) {
-            Ok(value) => {
-                self.db
-                    .commit()
-                    .map_err(|e| StoreError::Corrupt(format!("commit failed: {e}")))?;
-                Ok(value)
-            }
+            Ok(value) => match self.db.commit() {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    // A commit that failed (SQLite busy) leaves the
+                    // transaction open: undone, so the next run can begin.
+                    self.db.rollback();
+                    Err(StoreError::Corrupt(format!("commit failed: {e}")))
+                }
+            },
             Err(err) => {
                 self.db.rollback();
                 Err(err)
