@@ -3,9 +3,9 @@
 //!
 //! Each occurrence is recorded as an event keyed `fire:<rule>:<instant>`
 //! together with the rule's last fire, in one transaction: a restart never
-//! fires the same occurrence twice. An occurrence missed while the daemon was
-//! down fires on start only if it is at most `catch_up` late; older ones are
-//! skipped and logged. Waits are computed from the wall clock each time and
+//! fires the same occurrence twice. Which missed occurrences still run is
+//! [`catchup`]'s decision: each one at most a minute (or two leases) late,
+//! and of the older ones the latest if within `catch_up`. Waits are computed from the wall clock each time and
 //! capped, so a host that slept or a clock that jumped is noticed. Only the
 //! process that holds the scheduler lease fires; another one takes over
 //! when it expires, from each schedule's last fire in the store.
@@ -14,19 +14,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Event, EventKind, Fire};
 use crate::lease::{Holding, Lease};
 use crate::rules::{Rule, Trigger};
 use crate::runtime::Shared;
-use crate::schedule::next_after;
+use crate::schedule::{catchup, next_after};
 use crate::store::NewEvent;
 
 /// The longest single wait: time is re-read at least this often.
 const RECHECK: Duration = Duration::from_secs(30);
-/// How late a timer may wake and still fire its run without `catch_up`.
+/// How late a run may be and still fire without `catch_up`.
 const GRACE: Duration = Duration::from_secs(60);
 
 /// One schedule rule as the task tracks it.
@@ -128,32 +128,68 @@ async fn fire_due(shared: &Shared, instance: &str, name: &str, rule: &Rule, entr
     let Trigger::Schedule(spec) = &rule.trigger else {
         return;
     };
+    let now = shared.now();
+    let Some(due) = entry.next.filter(|at| *at <= now) else {
+        return;
+    };
     let at_fire = Fired {
         instance,
         rule: name,
         id: &entry.identity,
     };
-    while let Some(at) = entry.next.filter(|at| *at <= shared.now()) {
-        let following = next_after(&spec.cron, &rule.zone.tz, at);
-        let now = shared.now();
-        if following.is_some_and(|f| f <= now) {
-            // Behind by more than one run (the host slept, the clock jumped):
-            // only the latest due run may still fire.
-            record_skip(shared, &at_fire, at).await;
-        } else {
-            let late = Duration::try_from(now.duration_since(at)).unwrap_or_default();
-            let allowed = spec
-                .catch_up
-                .unwrap_or_default()
-                .max(shared.clock.virtual_of(GRACE));
-            if late <= allowed {
-                fire(shared, &at_fire, at).await;
-            } else {
-                tracing::warn!(instance, rule = %name, at = %at, "a scheduled run came too late (the host slept or the clock jumped): skipped; set catch_up to run it late");
-                record_skip(shared, &at_fire, at).await;
+    let after = due
+        .checked_sub(SignedDuration::from_nanos(1))
+        .unwrap_or(due);
+    let plan = catchup::plan(&spec.cron, &rule.zone.tz, after, now, windows(shared, spec));
+    carry_out(shared, &at_fire, plan, Missed::Late).await;
+    entry.next = next_after(&spec.cron, &rule.zone.tz, now);
+}
+
+/// How late a run may be: see [`catchup`]. Every run at most
+/// [`GRACE`] or two leases late fires — the longest a scheduler lease can
+/// take to move after its holder died.
+fn windows(shared: &Shared, spec: &crate::rules::ScheduleSpec) -> catchup::Windows {
+    let recent = shared
+        .clock
+        .virtual_of(GRACE.max(shared.loaded().config.lease * 2));
+    let signed = |d: Duration| SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    catchup::Windows {
+        recent: signed(recent),
+        catch_up: signed(spec.catch_up.unwrap_or_default()),
+    }
+}
+
+/// Why runs were missed, for the log.
+#[derive(Clone, Copy)]
+enum Missed {
+    /// The daemon was down, or another process held the scheduler lease.
+    WhileDown,
+    /// The timer woke late: the host slept or the clock jumped.
+    Late,
+}
+
+/// Fires the planned runs in order; logs the skipped ones and, when
+/// nothing fires, records them as handled.
+async fn carry_out(shared: &Shared, of: &Fired<'_>, plan: catchup::Plan, missed: Missed) {
+    let (instance, rule) = (of.instance, of.rule);
+    if let Some((first, last)) = plan.skipped {
+        match missed {
+            Missed::WhileDown => {
+                tracing::warn!(instance, rule, first = %first, last = %last, "runs missed while the daemon was down are skipped (set catch_up to run the latest of them late)")
+            }
+            Missed::Late => {
+                tracing::warn!(instance, rule, first = %first, last = %last, "scheduled runs came too late (the host slept or the clock jumped): skipped; set catch_up to run the latest of them late")
             }
         }
-        entry.next = following;
+        if plan.fire.is_empty() {
+            record_skip(shared, of, last).await;
+        }
+    }
+    if let (Missed::WhileDown, Some(first)) = (missed, plan.fire.first()) {
+        tracing::info!(instance, rule, from = %first, runs = plan.fire.len(), "catching up runs missed while the daemon was down or its scheduler lease moved");
+    }
+    for at in plan.fire {
+        fire(shared, of, at).await;
     }
 }
 
@@ -165,7 +201,8 @@ struct Fired<'a> {
     id: &'a str,
 }
 
-/// Starts tracking a rule: catches up a missed run if allowed, returns its next occurrence.
+/// Starts tracking a rule: runs what it missed as [`catchup`] allows,
+/// returns its next occurrence.
 async fn start(shared: &Shared, instance: &str, rule: &Rule, id: &str, now: Timestamp) -> Tracked {
     let Trigger::Schedule(spec) = &rule.trigger else {
         return Tracked {
@@ -186,43 +223,21 @@ async fn start(shared: &Shared, instance: &str, rule: &Rule, id: &str, now: Time
         .ok()
         .flatten()
         .and_then(|ms| Timestamp::from_millisecond(ms).ok());
-    let Some(last) = last else {
-        // A new schedule counts from now: nothing before it was missed.
-        record_skip(shared, &at_fire, now).await;
-        let next = next_after(&spec.cron, &rule.zone.tz, now);
-        tracing::info!(instance, rule = %rule.name, cron = %spec.cron, zone = %rule.zone.name, next = %next.map(|t| t.to_string()).unwrap_or_default(), "schedule started");
-        return Tracked {
-            identity: id.to_owned(),
-            next,
-        };
-    };
-    // Occurrences between the last fire and now were missed while the daemon was down.
-    let mut missed = Vec::new();
-    let mut at = last;
-    while let Some(n) = next_after(&spec.cron, &rule.zone.tz, at).filter(|n| *n <= now) {
-        missed.push(n);
-        at = n;
-        if missed.len() > 10_000 {
-            break;
+    let next = next_after(&spec.cron, &rule.zone.tz, now);
+    match last {
+        Some(last) => {
+            let plan = catchup::plan(&spec.cron, &rule.zone.tz, last, now, windows(shared, spec));
+            carry_out(shared, &at_fire, plan, Missed::WhileDown).await;
         }
-    }
-    if let Some(&latest) = missed.last() {
-        let late = now.duration_since(latest);
-        let within = spec
-            .catch_up
-            .and_then(|c| jiff::SignedDuration::try_from(c).ok())
-            .is_some_and(|c| late <= c);
-        if within {
-            tracing::info!(rule = %rule.name, at = %latest, "catching up a run missed while the daemon was down");
-            fire(shared, &at_fire, latest).await;
-        } else {
-            tracing::warn!(rule = %rule.name, missed = missed.len(), latest = %latest, "runs missed while the daemon was down are skipped (set catch_up to run them late)");
-            record_skip(shared, &at_fire, latest).await;
+        None => {
+            // A new schedule counts from now: nothing before it was missed.
+            record_skip(shared, &at_fire, now).await;
+            tracing::info!(instance, rule = %rule.name, cron = %spec.cron, zone = %rule.zone.name, next = %next.map(|t| t.to_string()).unwrap_or_default(), "schedule started");
         }
     }
     Tracked {
         identity: id.to_owned(),
-        next: next_after(&spec.cron, &rule.zone.tz, now),
+        next,
     }
 }
 

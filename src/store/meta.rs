@@ -50,7 +50,9 @@ impl Tx<'_> {
         )
     }
 
-    /// Records a schedule rule's fire for an instance.
+    /// Records a schedule rule's fire for an instance. Never moves it back
+    /// for the same schedule: a process that just lost the scheduler lease
+    /// may still finish an older run after the new holder's.
     pub fn set_last_fire(
         &self,
         instance: &str,
@@ -60,7 +62,10 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         self.conn.exec(
             "INSERT INTO schedules (instance, rule, expr, last_fire) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance, rule) DO UPDATE SET expr = excluded.expr, last_fire = excluded.last_fire",
+             ON CONFLICT (instance, rule) DO UPDATE SET
+               last_fire = CASE WHEN schedules.expr = excluded.expr AND schedules.last_fire > excluded.last_fire
+                                THEN schedules.last_fire ELSE excluded.last_fire END,
+               expr = excluded.expr",
             args![instance, rule, expr, at],
         )?;
         Ok(())
