@@ -102,6 +102,14 @@ impl Lease {
         }
     }
 
+    /// How long until [`Lease::hold`] asks the store again: a task busy
+    /// with one piece of work renews at that pace so the lease outlasts it.
+    pub fn renew_in(&self) -> Duration {
+        self.held.map_or(Duration::ZERO, |held| {
+            (self.ttl / 3).saturating_sub(held.renewed.elapsed())
+        })
+    }
+
     /// How long to wait before asking again for a lease another holds.
     pub fn retry_in(&self) -> Duration {
         (self.ttl / 3).max(Duration::from_millis(100))

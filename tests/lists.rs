@@ -10,13 +10,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The schedule of every list here fires at 18:00 in Berlin; the daemon
 /// starts a second before.
@@ -252,25 +251,9 @@ async fn a_list_killed_ten_times_mid_way_reaches_everyone_with_at_most_one_repea
     eprintln!("10 kills after {waits:?} ms, at {sent_at_kill:?} sends: {repeats} repeats");
 }
 
-/// Answers a send like the API and notes when it came.
-struct Timed(Arc<Mutex<Vec<Instant>>>);
-
-impl Respond for Timed {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        self.0.lock().unwrap().push(Instant::now());
-        sent("BAE5TIMED")
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_keeps_the_numbers_pace() {
-    let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/send"))
-        .respond_with(Timed(arrivals.clone()))
-        .mount(&api)
-        .await;
+    let (api, arrivals) = api_timed().await;
     let list = people(25, 0, 0);
     let (dir, port) = prepared(&api, "safety:\n  cold_daily_cap: 5000\n", &list.csv);
     edit_config(dir.path(), "min_interval: 0s", "min_interval: 200ms");

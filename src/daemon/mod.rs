@@ -22,30 +22,6 @@ use tokio_util::sync::CancellationToken;
 use crate::runtime::{Loaded, Shared};
 use crate::store::Store;
 
-/// Settles the rows a stop left in flight, before anything else runs: a
-/// send whose echo came already is confirmed, the other sends wait
-/// `echo_wait` for it (SPEC §5: at most that one send repeats).
-async fn reconcile(shared: &Shared, echo_wait: Duration) -> anyhow::Result<()> {
-    let (now, wait) = (shared.now().as_millisecond(), echo_wait.as_millis() as i64);
-    let done = shared
-        .store
-        .call(move |c| c.reconcile_inflight(now, wait))
-        .await?;
-    for instance in &done.confirmed_in {
-        metrics::counter!(crate::metrics::ECHO_CONFIRMED, "instance" => instance.clone())
-            .increment(1);
-    }
-    if done.confirmed + done.waiting + done.resumed > 0 {
-        tracing::warn!(
-            confirmed_by_echo = done.confirmed,
-            waiting_for_echo = done.waiting,
-            resumed = done.resumed,
-            "settling the work that was in flight when the daemon stopped"
-        );
-    }
-    Ok(())
-}
-
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()> {
     let loaded = Loaded::load(&config_path, force_dry_run).map_err(|d| anyhow::anyhow!("{d}"))?;
@@ -78,7 +54,6 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     let shared =
         Arc::new(Shared::new(store, loaded).named(crate::lease::process_id(address.port())));
     let files = reload::files_now(&shared, &config_path);
-    reconcile(&shared, config.retry.echo_wait).await?;
     let cancel = shared.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
 

@@ -3,7 +3,8 @@
 //! Everything about a planned send lives here: writing rows from plans
 //! ([`plan`]), claiming ([`claim`]), pacing and sending ([`send`]),
 //! confirming, retry and dead letters ([`retry`]), the ban-signal breaker
-//! ([`breaker`]) and `http` actions with their continuation ([`http`]).
+//! ([`breaker`]), `http` actions with their continuation ([`http`]), and
+//! taking the number's send lease over ([`takeover`]).
 //!
 //! One worker per daemon sends one row at a time, in order per chat (a
 //! WhatsApp number is a serial channel, and pacing needs it anyway), and
@@ -23,6 +24,7 @@ mod http;
 pub mod plan;
 mod retry;
 mod send;
+mod takeover;
 pub mod target;
 
 use std::collections::HashMap;
@@ -123,6 +125,7 @@ async fn worker(
         http,
         http_slots: Arc::new(tokio::sync::Semaphore::new(http::CONCURRENT)),
         preclaimed: None,
+        unsettled: false,
     };
     worker.run().await;
 }
@@ -165,6 +168,8 @@ struct Worker {
     preclaimed: Option<claim::Batch>,
     /// The right to send for this number, among the processes of one store.
     lease: crate::lease::Lease,
+    /// The lease was taken and what its last holder left is not settled yet.
+    unsettled: bool,
 }
 
 /// What became of one claimed row.
@@ -237,43 +242,6 @@ impl Worker {
         }
         self.unmark_preclaimed().await;
         self.lease.release(&self.shared.store).await;
-    }
-
-    /// Whether this process may send for the number now. Another process
-    /// holding its lease: wait and ask again. Taken over from another
-    /// process: its breaker state and last send are read from the store,
-    /// so that the pacing holds across the change.
-    async fn hold_lease(&mut self) -> bool {
-        match self.lease.hold(&self.shared.store).await {
-            crate::lease::Holding::Kept => true,
-            crate::lease::Holding::Not => {
-                self.unmark_preclaimed().await;
-                self.wait(self.lease.retry_in()).await;
-                false
-            }
-            crate::lease::Holding::Taken => {
-                self.took_over().await;
-                true
-            }
-        }
-    }
-
-    async fn took_over(&mut self) {
-        let (key, name) = (breaker_key(&self.instance), self.instance.clone());
-        let read = self
-            .shared
-            .store
-            .call_lazy(move |c| Ok((c.meta_get(&key)?, c.last_send_of(&name)?)))
-            .await;
-        let Ok((breaker, last)) = read else {
-            return;
-        };
-        if let Some(state) = breaker.and_then(|json| serde_json::from_str(&json).ok()) {
-            self.breaker = state;
-        }
-        let ago = last.map(|at| (crate::units::now_ms() - at).max(0) as u64);
-        self.last_send = ago.and_then(|ms| Instant::now().checked_sub(Duration::from_millis(ms)));
-        tracing::info!(instance = %self.instance, process = %self.shared.process, "this process sends for the number now");
     }
 
     /// A row claimed and marked with the last confirmation that will not be

@@ -50,7 +50,7 @@ impl Worker {
     }
 
     /// Performs one claimed row; [`Worker::settle`] applies the outcome.
-    pub(super) async fn attempt(&self, instance: &Arc<Instance>, claim: &Claim) -> Outcome {
+    pub(super) async fn attempt(&mut self, instance: &Arc<Instance>, claim: &Claim) -> Outcome {
         let shared = &self.shared;
         let row = &claim.row;
         let out = match &row.action {
@@ -74,14 +74,23 @@ impl Worker {
         if self.stopped(claim, out, config).await {
             return Outcome::Done;
         }
-        self.pace(config).await;
+        let pace = self.pace(config);
+        if !self.keeping_lease(pace).await.1 {
+            self.give_back(claim).await;
+            return Outcome::Done;
+        }
+        let shared = &self.shared;
         if !config.retry.echo_wait.is_zero() && !claim.marked {
             // Durable before the call: after a crash this row is known to
             // have maybe left, and waits for its echo instead of going again.
             let (id, now) = (row.id, shared.now().as_millisecond());
             super::record(shared, "send_start", move |c| c.mark_inflight(id, now)).await;
         }
-        send(instance, row, out).await
+        let (outcome, kept) = self.keeping_lease(send(instance, row, out)).await;
+        if !kept {
+            tracing::warn!(instance = %instance.name, rule = %row.rule, "the number's lease was lost while a send was in flight: the process that takes it settles that send");
+        }
+        outcome
     }
 
     /// Whether the row must not leave now: blocked (a paused chat or a
@@ -148,20 +157,21 @@ impl Worker {
     }
 
     /// The minimum interval since the last send (wider during a slow
-    /// start), then a human-like typing delay.
-    async fn pace(&self, config: &Config) {
+    /// start), then a human-like typing delay: the wait, as a future that
+    /// borrows nothing, so the lease can be renewed beside it.
+    fn pace(&self, config: &Config) -> tokio::time::Sleep {
         let gap = gap(&self.breaker, config);
-        if let Some(last) = self.last_send {
-            let since = last.elapsed();
-            if since < gap {
-                tokio::time::sleep(gap - since).await;
-            }
-        }
+        let interval = self
+            .last_send
+            .map_or(Duration::ZERO, |last| gap.saturating_sub(last.elapsed()));
         let typing = &config.pacing.typing_delay;
-        if typing.max > Duration::ZERO {
+        let typing = if typing.max > Duration::ZERO {
             let ms = rand::rng().random_range(typing.min.as_millis()..=typing.max.as_millis());
-            tokio::time::sleep(Duration::from_millis(ms as u64)).await;
-        }
+            Duration::from_millis(ms as u64)
+        } else {
+            Duration::ZERO
+        };
+        tokio::time::sleep(interval + typing)
     }
 }
 

@@ -25,16 +25,22 @@ pub struct Echo {
 }
 
 /// What [`Tx::reconcile_inflight`] did with the rows a stop left in flight.
+/// `Default` is nothing found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Reconciled {
     /// Sends whose echo had arrived already: confirmed.
     pub confirmed: usize,
-    /// The instance of each of those.
-    pub confirmed_in: Vec<String>,
     /// Sends that now wait for their echo before they go again.
     pub waiting: usize,
     /// Other rows (and every send when there is no wait): pending again.
     pub resumed: usize,
+}
+
+impl Reconciled {
+    /// Whether any row was left in flight.
+    pub fn any(&self) -> bool {
+        self.confirmed + self.waiting + self.resumed > 0
+    }
 }
 
 /// The note a send confirmed by its echo keeps.
@@ -66,14 +72,24 @@ impl Tx<'_> {
         Ok(Some(row.id))
     }
 
-    /// After a restart: every row left in flight is settled. A send whose
-    /// echo arrived since it left is confirmed; with `wait_ms > 0` the
-    /// other sends wait that long for their echo (due when the wait ends);
-    /// everything else is pending again.
-    pub fn reconcile_inflight(&self, now: i64, wait_ms: i64) -> Result<Reconciled, StoreError> {
+    /// When a process takes a number's send lease: every row of `instance`
+    /// left in flight (by a stop, or by the process that held the lease
+    /// before) is settled. A send whose echo arrived since it left is
+    /// confirmed; with `wait_ms > 0` the other sends wait that long for
+    /// their echo (due when the wait ends); everything else is pending
+    /// again. Only the lease's holder calls it: another process's rows in
+    /// flight are its own sends, still going.
+    pub fn reconcile_inflight(
+        &self,
+        instance: &str,
+        now: i64,
+        wait_ms: i64,
+    ) -> Result<Reconciled, StoreError> {
         let found = self.conn.rows(
-            &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'inflight' ORDER BY id"),
-            args![],
+            &format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = 'inflight' AND instance = ?1 ORDER BY id"
+            ),
+            args![instance],
             outbox_row,
         )?;
         let mut done = Reconciled::default();
@@ -83,7 +99,6 @@ impl Tx<'_> {
                 if let Some(echo) = self.echo_since(&row)? {
                     self.confirm_by_echo(&row, &echo.message_id, now)?;
                     done.confirmed += 1;
-                    done.confirmed_in.push(row.instance.clone());
                 } else {
                     self.wait_for_echo(row.id, now, now + wait_ms)?;
                     done.waiting += 1;

@@ -8,11 +8,12 @@ pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const SECRET: &str = "s3cret";
 pub const HOOK_SECRET: &str = "hook-secret";
@@ -193,6 +194,28 @@ pub async fn api_ok() -> MockServer {
         .mount(&server)
         .await;
     server
+}
+
+/// Answers a send like the API and notes when it came.
+pub struct Timed(pub Arc<Mutex<Vec<Instant>>>);
+
+impl Respond for Timed {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.0.lock().unwrap().push(Instant::now());
+        sent("BAE5TIMED")
+    }
+}
+
+/// A mock API whose sends succeed, and when each of them came.
+pub async fn api_timed() -> (MockServer, Arc<Mutex<Vec<Instant>>>) {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/send"))
+        .respond_with(Timed(arrivals.clone()))
+        .mount(&api)
+        .await;
+    (api, arrivals)
 }
 
 /// A mock API whose `send` answers `first` the first `times` times, then succeeds.
