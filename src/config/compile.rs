@@ -82,11 +82,17 @@ pub(super) fn api(raw: raw::Api, base_url: url::Url) -> ApiConfig {
     }
 }
 
+/// The shortest `store.lease`: renewed every third of it, a lease needs
+/// a few hundred milliseconds per renewal.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
 /// `store:`: where the database is, `store.keep` (30 days by default) and
 /// `store.lease` (15 s by default).
 pub(super) fn store(
     raw: Option<&raw::StoreRaw>,
     resolve: &dyn Fn(&str) -> std::path::PathBuf,
+    file: &Path,
+    problems: &mut Diagnostics,
 ) -> (super::StoreLocation, Duration, Duration) {
     let (path, keep, lease) = match raw {
         None => (None, None, None),
@@ -95,6 +101,12 @@ pub(super) fn store(
     };
     let keep = keep.map_or(Duration::from_secs(30 * 86_400), HumanDuration::get);
     let lease = lease.map_or(Duration::from_secs(15), HumanDuration::get);
+    if lease < MIN_LEASE {
+        problems.push(
+            Diagnostic::file_level(file, format!("store.lease is {lease:?}: a lease that short cannot be renewed in time, and every process would lose its work to the others"))
+                .with_hint("use at least 1s; the default, 15s, suits most setups (see docs/scaling.md)"),
+        );
+    }
     let location = match path.map(str::trim) {
         Some(":memory:") => super::StoreLocation::Memory,
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {

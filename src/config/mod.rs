@@ -265,7 +265,8 @@ impl Config {
         };
         let base_url = compile::base_url(&raw.api, path, &mut problems);
         let listen = compile::listen(&raw.server, path, &mut problems);
-        let (store, keep, lease) = compile::store(raw.store.as_ref(), &resolve);
+        let (store, keep, lease) =
+            compile::store(raw.store.as_ref(), &resolve, path, &mut problems);
         let rules = resolve(
             raw.rules
                 .as_deref()
@@ -424,6 +425,15 @@ mod tests {
 
     fn first_error(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_lease_too_short_to_renew_is_refused() {
+        insta::assert_snapshot!(first_error("store: { lease: 200ms }\n"), @r"
+        /etc/waflow/waflow.yaml: store.lease is 200ms: a lease that short cannot be renewed in time, and every process would lose its work to the others
+          hint: use at least 1s; the default, 15s, suits most setups (see docs/scaling.md)
+        ");
+        assert!(parse("store: { lease: 1s }\n").is_ok());
     }
 
     #[test]
