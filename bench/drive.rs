@@ -74,13 +74,19 @@ fn client() -> reqwest::Client {
 
 /// `total` events as fast as `concurrency` connections allow.
 pub async fn drive_full(port: u16, total: usize, concurrency: usize, first: usize) -> Run {
-    let url = format!("http://127.0.0.1:{port}/webhook/{SECRET}");
+    drive_full_on(&[port], total, concurrency, first).await
+}
+
+/// The same, the connections spread over the servers on `ports`.
+pub async fn drive_full_on(ports: &[u16], total: usize, concurrency: usize, first: usize) -> Run {
     let next = Arc::new(AtomicU64::new(first as u64));
     let end = (first + total) as u64;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (url, next, http) = (url.clone(), next.clone(), client());
+    for i in 0..concurrency {
+        let port = ports[i % ports.len()];
+        let url = format!("http://127.0.0.1:{port}/webhook/{SECRET}");
+        let (next, http) = (next.clone(), client());
         tasks.push(tokio::spawn(async move {
             let mut run = Run::default();
             loop {
@@ -167,6 +173,11 @@ impl Mock {
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
         Mock { addr, seen }
+    }
+
+    /// How many distinct sends arrived so far.
+    pub fn distinct(&self) -> usize {
+        self.seen.lock().expect("lock").len()
     }
 
     pub fn reset(&self) {

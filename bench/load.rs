@@ -18,6 +18,7 @@ mod drive;
 mod floor;
 mod pg;
 mod pin;
+mod processes;
 mod scale;
 
 use std::net::SocketAddr;
@@ -67,6 +68,12 @@ async fn main() {
 
     let mock = Mock::start().await;
     println!("mock API on {}", mock.addr);
+    // BENCH_PROCESSES=3 (with BENCH_POSTGRES=1): several daemons on one database instead.
+    if let (Ok(count), Some(admin)) = (std::env::var("BENCH_PROCESSES"), &run.pg_admin) {
+        let count = count.trim().parse().unwrap_or(3);
+        processes::run(&run, &mock, admin, count).await;
+        return;
+    }
     // BENCH_INSTANCES=1,10,100: the scale benchmark instead (several numbers).
     if let Ok(counts) = std::env::var("BENCH_INSTANCES") {
         scale::run(&run.waflow, &mock, &counts, run.pinned).await;
@@ -355,6 +362,9 @@ fn postmaster() -> Option<u32> {
 
 /// Stops a server with SIGTERM and waits for it.
 fn stop(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

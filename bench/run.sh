@@ -9,6 +9,8 @@
 # BENCH_INSTANCES=1,10,100: instead, the scale benchmark (one daemon serving that many numbers).
 # BENCH_POSTGRES=1: the daemon on PostgreSQL too (target waflow-pg), on a throwaway
 # server of the distribution's postgresql package, pinned with the daemon (core 1).
+# BENCH_PROCESSES=3 (with BENCH_POSTGRES=1): instead, that many daemons on one database,
+# the webhooks spread over them, then the failover time after the sender is killed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bin waflow --example load
