@@ -14,6 +14,8 @@ use postgres::{Client, NoTls, Statement};
 use super::StoreError;
 use super::sql::Param;
 
+mod tls;
+
 /// The PostgreSQL migrations: (the version a file brings the schema to, the file).
 const MIGRATIONS: [(i64, &str); 2] = [
     (7, include_str!("pg/v7.sql")),
@@ -47,13 +49,18 @@ fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 impl PgConn {
-    /// Connects to `url` (`postgres://user:password@host:port/database`).
+    /// Connects to `url` (`postgres://user:password@host:port/database`,
+    /// TLS as [`tls`] reads it).
     pub fn connect(url: &str) -> Result<PgConn, StoreError> {
-        let client =
-            off_runtime(|| Client::connect(url, NoTls)).map_err(|e| match StoreError::from(e) {
-                StoreError::Pg(text) => StoreError::Connect(text),
-                other => other,
-            })?;
+        let address = tls::parse(url)?;
+        let client = off_runtime(|| match address.tls {
+            Some(tls) => address.config.connect(tls),
+            None => address.config.connect(NoTls),
+        })
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Pg(text) => StoreError::Connect(text),
+            other => other,
+        })?;
         Ok(PgConn {
             client: Mutex::new(Some(client)),
             prepared: Mutex::new(HashMap::new()),

@@ -20,6 +20,15 @@ use std::time::{Duration, Instant};
 /// The running cluster of this test process.
 struct Cluster {
     port: u16,
+    /// Its folder: `ca.pem` is the certificate its TLS certificate is signed by.
+    dir: PathBuf,
+}
+
+/// The CA file of the tests' server, which also takes TLS connections
+/// (`sslmode=require&sslrootcert=…`), or `None` without PostgreSQL.
+pub fn ca_file() -> Option<PathBuf> {
+    let cluster = CLUSTER.get_or_init(start).as_ref()?;
+    Some(cluster.dir.join("ca.pem"))
 }
 
 static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
@@ -90,9 +99,10 @@ fn start() -> Option<Cluster> {
         .status()
         .expect("run initdb");
     assert!(status.success(), "initdb failed");
+    certificates(&dir, user);
     let port = super::free_port();
     serve(&bin, &data, &dir, port, user);
-    let cluster = Cluster { port };
+    let cluster = Cluster { port, dir };
     wait_until_ready(&cluster);
     Some(cluster)
 }
@@ -111,7 +121,22 @@ fn serve(bin: &Path, data: &Path, dir: &Path, port: u16, user: User) {
         .arg(dir)
         // The tests' durability is waflow's, not the server's disk: a
         // cluster that is thrown away needs no fsync.
-        .args(["-c", "fsync=off", "-c", "max_connections=300"])
+        .args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "ssl=on",
+        ])
+        .arg(format!(
+            "-cssl_cert_file={}",
+            dir.join("server.crt").display()
+        ))
+        .arg(format!(
+            "-cssl_key_file={}",
+            dir.join("server.key").display()
+        ))
         .stdout(Stdio::null())
         .stderr(
             std::fs::File::create(dir.join("server.log"))
@@ -126,6 +151,31 @@ fn serve(bin: &Path, data: &Path, dir: &Path, port: u16, user: User) {
             std::thread::park();
         }
     });
+}
+
+/// A CA (`ca.pem`) and the server's certificate for 127.0.0.1 signed by
+/// it (`server.crt`, `server.key`: the server wants its key readable by
+/// itself alone).
+fn certificates(dir: &Path, user: User) {
+    let ca_key = rcgen::KeyPair::generate().expect("a key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("the CA");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("params");
+    let cert = params
+        .signed_by(&key, &ca)
+        .expect("the server's certificate");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write ca.pem");
+    std::fs::write(dir.join("server.crt"), cert.pem()).expect("write server.crt");
+    let key_file = dir.join("server.key");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write server.key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod server.key");
+    user.own(&key_file);
 }
 
 fn wait_until_ready(cluster: &Cluster) {
