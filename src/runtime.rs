@@ -203,6 +203,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The lease `name` of this process, lasting `store.lease`.
+    pub fn lease(&self, name: String) -> crate::lease::Lease {
+        crate::lease::Lease::new(name, &self.process, self.loaded().config.lease)
+    }
+
     /// Shares `loaded` and `store` between the tasks.
     pub fn new(store: Store, loaded: Loaded) -> Shared {
         Shared {

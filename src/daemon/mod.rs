@@ -112,9 +112,7 @@ async fn shutdown_signal() {
 /// Keeps this process's presence lease (what `waflow status` lists) until
 /// `cancel` fires, then gives it up.
 async fn present(shared: Arc<Shared>, cancel: CancellationToken) {
-    let ttl = shared.loaded().config.lease;
-    let name = crate::lease::presence(&shared.process);
-    let mut lease = crate::lease::Lease::new(name, &shared.process, ttl);
+    let mut lease = shared.lease(crate::lease::presence(&shared.process));
     loop {
         lease.hold(&shared.store).await;
         tokio::select! {

@@ -18,7 +18,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Event, EventKind, Fire};
-use crate::lease::{Holding, Lease};
+use crate::lease::Holding;
 use crate::rules::{Rule, Trigger};
 use crate::runtime::Shared;
 use crate::schedule::{catchup, next_after};
@@ -49,8 +49,7 @@ type Key = (String, String);
 /// Runs until `cancel` fires.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut tracked: HashMap<Key, Tracked> = HashMap::new();
-    let ttl = shared.loaded().config.lease;
-    let mut lease = Lease::new(crate::lease::SCHEDULER.into(), &shared.process, ttl);
+    let mut lease = shared.lease(crate::lease::SCHEDULER.into());
     loop {
         match lease.hold(&shared.store).await {
             Holding::Kept => {}

@@ -107,11 +107,7 @@ async fn worker(
         .flatten()
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
-    let lease = crate::lease::Lease::new(
-        crate::lease::send_lease(&instance),
-        &shared.process,
-        shared.loaded().config.lease,
-    );
+    let lease = shared.lease(crate::lease::send_lease(&instance));
     let mut worker = Worker {
         wake: shared.sender_wake(&instance),
         lease,

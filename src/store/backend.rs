@@ -31,11 +31,11 @@ impl Db {
                 Ok(Db::Pg(Box::new(conn)))
             }
             StoreLocation::File(path) => Ok(Db::Sqlite {
-                conn: super::schema::open_connection(location)?,
+                conn: super::schema::open_connection(Some(path))?,
                 file: FileId::of(path),
             }),
             StoreLocation::Memory => Ok(Db::Sqlite {
-                conn: super::schema::open_connection(location)?,
+                conn: super::schema::open_connection(None)?,
                 file: None,
             }),
         }

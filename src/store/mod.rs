@@ -200,7 +200,7 @@ mod tests {
             )
             .unwrap();
         }
-        let conn = open_connection(&StoreLocation::File(path.clone())).unwrap();
+        let conn = open_connection(Some(&path)).unwrap();
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
@@ -237,7 +237,7 @@ mod tests {
         .unwrap();
         // Opening again changes nothing.
         drop(conn);
-        assert!(open_connection(&StoreLocation::File(path)).is_ok());
+        assert!(open_connection(Some(&path)).is_ok());
     }
 
     #[test]
@@ -247,13 +247,13 @@ mod tests {
             .unwrap()
             .execute_batch("PRAGMA user_version = 99;")
             .unwrap();
-        let err = open_connection(&StoreLocation::File(path)).unwrap_err();
+        let err = open_connection(Some(&path)).unwrap_err();
         assert!(err.to_string().contains("newer than this waflow"), "{err}");
     }
 
     #[test]
     fn the_claim_uses_the_partial_indexes() {
-        let conn = open_connection(&StoreLocation::Memory).unwrap();
+        let conn = open_connection(None).unwrap();
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", outbox::claim_sql(1)))
             .unwrap()
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn the_claim_queries_are_not_prepared_again_on_every_run() {
         let path = temp_db("reprepare");
-        let conn = open_connection(&StoreLocation::File(path)).unwrap();
+        let conn = open_connection(Some(&path)).unwrap();
         for now in 0..20 {
             control(&conn, "BEGIN IMMEDIATE").unwrap();
             Tx::new(&conn)
@@ -307,7 +307,7 @@ mod tests {
     /// retry: the worker must sleep until the first is due, not spin.
     #[test]
     fn the_next_due_time_is_the_waiting_first_row_of_a_chat() {
-        let conn = open_connection(&StoreLocation::Memory).unwrap();
+        let conn = open_connection(None).unwrap();
         for (key, next_at) in [("k/r/0", 1_000), ("k/r/1", 0)] {
             conn.execute(
                 "INSERT INTO outbox (instance, idem_key, rule, action_index, chat, action, state, next_at, created_at, updated_at)
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_failed_savepoint_undoes_only_its_own_writes() {
-        let conn = open_connection(&StoreLocation::Memory).unwrap();
+        let conn = open_connection(None).unwrap();
         control(&conn, "BEGIN IMMEDIATE").unwrap();
         let tx = Tx::new(&conn);
         tx.meta_set("before", Some("1")).unwrap();

@@ -11,20 +11,14 @@ use rusqlite::Connection;
 use super::backend::Db;
 use super::pg::PgConn;
 use super::{StoreError, Tx};
-use crate::config::StoreLocation;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 8;
 
-pub(super) fn open_connection(location: &StoreLocation) -> Result<Connection, StoreError> {
-    let conn = match location {
-        StoreLocation::Memory => Connection::open_in_memory()?,
-        StoreLocation::Postgres(_) => {
-            return Err(StoreError::Corrupt(
-                "an SQLite connection was asked for a PostgreSQL store".into(),
-            ));
-        }
-        StoreLocation::File(path) => {
+pub(super) fn open_connection(file: Option<&Path>) -> Result<Connection, StoreError> {
+    let conn = match file {
+        None => Connection::open_in_memory()?,
+        Some(path) => {
             if let Some(dir) = path.parent()
                 && !dir.as_os_str().is_empty()
             {
