@@ -2,7 +2,8 @@
 //! bench/run.sh`): that many daemons on one PostgreSQL database with the
 //! default lease, the webhooks spread over them, one number. Reports
 //! events/s, CPU per event (the daemons together, and the server's), and
-//! sends expected / received / duplicated; then the failover time: the
+//! sends expected / received / duplicated; how long an answer takes when
+//! its webhook reached a process that does not send; then the failover time: the
 //! number's sender is killed (SIGKILL), an event posted to another process,
 //! and the time until its answer reaches the API (target ≤ 20 s).
 
@@ -54,11 +55,49 @@ pub async fn run(run: &Run, mock: &Mock, admin: &str, count: usize) {
         duplicates,
         full.errors
     );
-    failover(&url, &mut daemons, mock, full.ok).await;
+    answer_times(&url, &daemons, mock, full.ok).await;
+    failover(&url, &mut daemons, mock, full.ok + ANSWERED).await;
     for (child, _, dir) in &mut daemons {
         stop(child);
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// Events posted one at a time to a process that does not send, for [`answer_times`].
+const ANSWERED: usize = 20;
+
+/// How long an answer takes when the webhook reached a process that does
+/// not send for the number: posted one at a time, each timed until its
+/// send reaches the API.
+async fn answer_times(
+    url: &str,
+    daemons: &[(std::process::Child, u16, std::path::PathBuf)],
+    mock: &Mock,
+    sent: usize,
+) {
+    let holder = holder_of(url, "send:default").unwrap_or_default();
+    let Some(other) = daemons
+        .iter()
+        .find(|(_, port, _)| !holder.ends_with(&format!(":{port}")))
+    else {
+        return;
+    };
+    let mut times = Vec::new();
+    for n in 0..ANSWERED {
+        let before = mock.distinct();
+        let started = Instant::now();
+        drive_full_on(&[other.1], 1, 1, sent + n).await;
+        while mock.distinct() <= before && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "through a process that does not send: answer at the API after {:.1} ms (median), {:.1} ms (slowest of {ANSWERED})",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
 }
 
 /// Kills the number's sender, posts one event to another process, and

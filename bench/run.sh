@@ -6,6 +6,8 @@
 # BENCH_TARGETS (default baseline,floor,waflow; one of them alone for profiling),
 # BENCH_ROUNDS (rounds of both sides, default 3; the verdict takes the median),
 # BENCH_PIN (default 1: each server alone on core 1, the load on core 0; 0 = shared cores).
+# BENCH_WAFLOW=PATH: the daemon binary to measure (default: this tree's release build; an
+# older build for a before/after comparison).
 # BENCH_INSTANCES=1,10,100: instead, the scale benchmark (one daemon serving that many numbers).
 # BENCH_POSTGRES=1: the daemon on PostgreSQL too (target waflow-pg), on a throwaway
 # server of the distribution's postgresql package, pinned with the daemon (core 1).
@@ -33,7 +35,7 @@ if [ "${BENCH_POSTGRES:-0}" = 1 ]; then
     trap '"${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null; rm -rf "$pgdir"' EXIT
     export BENCH_PG_URL="postgres://waflow@127.0.0.1:$port/postgres"
     export BENCH_PG_PID=$(head -1 "$pgdir/data/postmaster.pid")
-    target/release/examples/load target/release/waflow
+    target/release/examples/load "${BENCH_WAFLOW:-target/release/waflow}"
     exit
 fi
-exec target/release/examples/load target/release/waflow
+exec target/release/examples/load "${BENCH_WAFLOW:-target/release/waflow}"

@@ -22,6 +22,8 @@ pub const RULE_MATCHES: &str = "waflow_rule_matches_total";
 pub const ACTIONS: &str = "waflow_actions_total";
 /// Sends left in flight by a stop that their webhook echo confirmed (not sent again).
 pub const ECHO_CONFIRMED: &str = "waflow_sends_confirmed_by_echo_total";
+/// Outbox work announced by the store (any process of a shared PostgreSQL database), by `instance`.
+pub const WORK_ANNOUNCED: &str = "waflow_work_announced_total";
 /// Remote API call latency in seconds, by `endpoint`.
 pub const API_LATENCY: &str = "waflow_api_latency_seconds";
 /// Actions waiting in the outbox.
@@ -76,6 +78,10 @@ pub fn render() -> String {
 
 fn describe() {
     metrics::describe_counter!(EVENTS, "Webhook and hook events by kind and outcome");
+    metrics::describe_counter!(
+        WORK_ANNOUNCED,
+        "Outbox work announced by the store, which wakes the instance's sender"
+    );
     metrics::describe_counter!(EVENTS_IGNORED, "Events recorded and ignored, by reason");
     metrics::describe_counter!(RULE_MATCHES, "Rule matches by rule");
     metrics::describe_counter!(

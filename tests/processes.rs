@@ -145,6 +145,13 @@ async fn three_processes_answer_every_event_once() {
         let holders = leases.iter().filter(|(n, _)| n == name).count();
         assert_eq!(holders, 1, "{name}: {leases:?}");
     }
+    // The sender heard of the work the other two planned as it was committed.
+    let sender = holder_of(&daemons, &leases, "send:default");
+    let metrics = metrics_of(&daemons[sender].0).await;
+    assert!(
+        metrics.contains("waflow_work_announced_total{instance=\"default\"}"),
+        "{metrics}"
+    );
     let text = std::process::Command::new(env!("CARGO_BIN_EXE_waflow"))
         .current_dir(&daemons[1].0.dir)
         .args(["-c", "waflow.yaml", "status"])

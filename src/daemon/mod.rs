@@ -68,6 +68,9 @@ pub async fn run(config_path: PathBuf, force_dry_run: bool) -> anyhow::Result<()
     tasks.spawn(processor::run(shared.clone(), cancel.clone()));
     tasks.spawn(retention::run(shared.clone(), cancel.clone()));
     tasks.spawn(crate::outbox::run(shared.clone(), cancel.clone()));
+    if let Some(announced) = shared.store.work_announced() {
+        tasks.spawn(wake_for_others(shared.clone(), announced, cancel.clone()));
+    }
     tasks.spawn(crate::daemon::scheduler::run(
         shared.clone(),
         cancel.clone(),
@@ -121,6 +124,30 @@ async fn present(shared: Arc<Shared>, cancel: CancellationToken) {
         }
     }
     lease.release(&shared.store).await;
+}
+
+/// Wakes the sender of each instance another process planned work for
+/// (announced by the store), so that a number's answer leaves at once
+/// whichever process took its webhook.
+async fn wake_for_others(
+    shared: Arc<Shared>,
+    mut announced: tokio::sync::mpsc::UnboundedReceiver<String>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let instance = tokio::select! {
+            _ = cancel.cancelled() => return,
+            instance = announced.recv() => instance,
+        };
+        let Some(instance) = instance else {
+            return;
+        };
+        if shared.loaded().instance(&instance).is_some() {
+            metrics::counter!(crate::metrics::WORK_ANNOUNCED, "instance" => instance.clone())
+                .increment(1);
+            shared.wake_sender(&instance);
+        }
+    }
 }
 
 /// Pings the systemd watchdog at half its interval, when it is enabled.

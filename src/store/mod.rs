@@ -94,6 +94,9 @@ impl From<postgres::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Msg>,
+    /// On PostgreSQL: the address, and the server process of the writer's
+    /// connection (whose own announcements this process need not hear).
+    shared: Option<(crate::secret::Secret, i32)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,12 +109,26 @@ impl Store {
     /// Opens (and creates or migrates) the store and starts its writer thread.
     pub fn open(location: &StoreLocation) -> Result<Store, StoreError> {
         let db = backend::Db::open(location)?;
+        let shared = match (&db, location) {
+            (backend::Db::Pg(conn), StoreLocation::Postgres(url)) => {
+                Some((url.clone(), conn.backend_pid()))
+            }
+            _ => None,
+        };
         let (tx, rx) = mpsc::channel::<Msg>();
         std::thread::Builder::new()
             .name("waflow-store".into())
             .spawn(move || writer::writer(db, rx))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
-        Ok(Store { jobs: tx })
+        Ok(Store { jobs: tx, shared })
+    }
+
+    /// The instances that other processes sharing the database plan work
+    /// for, as each of their commits is announced (PostgreSQL); `None` on
+    /// SQLite, whose file has one process.
+    pub fn work_announced(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        let (url, own) = self.shared.clone()?;
+        Some(pg::listen::spawn(url, own))
     }
 
     /// Runs `f` in the writer's transaction; resolves once it is committed.

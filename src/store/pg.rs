@@ -14,12 +14,14 @@ use postgres::{Client, NoTls, Statement};
 use super::StoreError;
 use super::sql::Param;
 
+pub(super) mod listen;
 mod tls;
 
 /// The PostgreSQL migrations: (the version a file brings the schema to, the file).
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (7, include_str!("pg/v7.sql")),
     (8, include_str!("pg/v8.sql")),
+    (9, include_str!("pg/v9.sql")),
 ];
 
 /// The key of the advisory lock held while migrating (any fixed number:
@@ -28,10 +30,26 @@ const MIGRATION_LOCK: i64 = 0x77_61_66_6c_6f_77;
 
 /// One connection to the server.
 pub struct PgConn {
+    /// The server process serving this connection.
+    pid: i32,
     /// Taken out only when the connection is dropped (see its `Drop`).
     client: Mutex<Option<Client>>,
     /// Prepared statements by the store's SQL text (and whether `RETURNING id` was added).
     prepared: Mutex<HashMap<(String, bool), Statement>>,
+}
+
+/// A client of the server at `url`, TLS as [`tls`] reads it (where the
+/// driver may block: see [`off_runtime`]).
+fn client(url: &str) -> Result<Client, StoreError> {
+    let address = tls::parse(url)?;
+    match address.tls {
+        Some(tls) => address.config.connect(tls),
+        None => address.config.connect(NoTls),
+    }
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Pg(text) => StoreError::Connect(text),
+        other => other,
+    })
 }
 
 /// Runs `f` where the driver may block: the synchronous client drives its
@@ -52,19 +70,23 @@ impl PgConn {
     /// Connects to `url` (`postgres://user:password@host:port/database`,
     /// TLS as [`tls`] reads it).
     pub fn connect(url: &str) -> Result<PgConn, StoreError> {
-        let address = tls::parse(url)?;
-        let client = off_runtime(|| match address.tls {
-            Some(tls) => address.config.connect(tls),
-            None => address.config.connect(NoTls),
-        })
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Pg(text) => StoreError::Connect(text),
-            other => other,
+        let (client, pid) = off_runtime(|| {
+            let mut client = client(url)?;
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])?
+                .try_get(0)?;
+            Ok::<_, StoreError>((client, pid))
         })?;
         Ok(PgConn {
+            pid,
             client: Mutex::new(Some(client)),
             prepared: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The server process serving this connection (what its notifications carry).
+    pub(super) fn backend_pid(&self) -> i32 {
+        self.pid
     }
 
     /// Runs `f` with the client (see [`off_runtime`]).
