@@ -12,6 +12,7 @@ mod init;
 mod instance;
 pub mod log;
 mod manual;
+mod migrate;
 mod output;
 mod preview;
 mod run;
@@ -91,6 +92,8 @@ pub enum Command {
     Optout(status::OptoutCommand),
     /// Validate the config and the rules; every problem as FILE:LINE:COL
     Check,
+    /// Copy the SQLite store into a new PostgreSQL database (the daemon stopped)
+    Migrate(migrate::MigrateArgs),
     /// Run rule unit tests (YAML files or folders of them)
     Test(test::TestArgs),
     /// Show which rules an event matches and the API calls they would make
@@ -178,6 +181,7 @@ async fn run(cli: &Cli, out: &Output) -> Result<(), CliError> {
         Command::Outbox(cmd) => status::outbox(cli, cmd, out),
         Command::Optout(cmd) => status::optout(cli, cmd, out),
         Command::Check => check::run(cli, out),
+        Command::Migrate(args) => migrate::run(cli, args, out),
         Command::Test(args) => test::run(cli, args, out),
         Command::Simulate(args) => simulate::run(cli, args, out),
         Command::Explain(args) => explain::run(cli, args, out),

@@ -13,6 +13,7 @@
 mod backend;
 pub mod chat;
 pub mod console;
+pub mod copy;
 pub mod echo;
 pub mod inbox;
 pub mod lease;

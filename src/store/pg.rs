@@ -40,7 +40,7 @@ pub struct PgConn {
 
 /// A client of the server at `url`, TLS as [`tls`] reads it (where the
 /// driver may block: see [`off_runtime`]).
-fn client(url: &str) -> Result<Client, StoreError> {
+pub(super) fn client(url: &str) -> Result<Client, StoreError> {
     let address = tls::parse(url)?;
     match address.tls {
         Some(tls) => address.config.connect(tls),
@@ -56,7 +56,7 @@ fn client(url: &str) -> Result<Client, StoreError> {
 /// connection with a runtime of its own, which cannot start on a thread
 /// that is running async tasks (the CLI's). There `f` runs on a thread of
 /// its own; on the store's writer thread it runs in place.
-fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(super) fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if tokio::runtime::Handle::try_current().is_err() {
         return f();
     }
@@ -182,7 +182,7 @@ impl Drop for PgConn {
 /// Applies the migrations the database lacks, in one transaction that
 /// first takes the migration lock: a second process starting at the same
 /// moment waits, then finds the schema current.
-fn migrate(client: &mut Client, newest: i64) -> Result<(), StoreError> {
+pub(super) fn migrate(client: &mut Client, newest: i64) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS waflow_schema (version BIGINT NOT NULL)")?;
