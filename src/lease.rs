@@ -62,9 +62,7 @@ impl Lease {
     /// Whether this process holds the lease now; takes or renews it when
     /// a third of its time has passed. A store failure counts as not held.
     pub async fn hold(&mut self, store: &Store) -> Holding {
-        if let Some(held) = self.held
-            && held.renewed.elapsed() < self.ttl / 3
-        {
+        if !self.renew_in().is_zero() {
             return Holding::Kept;
         }
         if self.held.is_none()
@@ -102,8 +100,10 @@ impl Lease {
         }
     }
 
-    /// How long until [`Lease::hold`] asks the store again: a task busy
-    /// with one piece of work renews at that pace so the lease outlasts it.
+    /// How long until [`Lease::hold`] asks the store again (a third of the
+    /// lease after it was last taken or renewed; zero when not held): a
+    /// task busy with one piece of work renews at that pace so the lease
+    /// outlasts it.
     pub fn renew_in(&self) -> Duration {
         self.held.map_or(Duration::ZERO, |held| {
             (self.ttl / 3).saturating_sub(held.renewed.elapsed())

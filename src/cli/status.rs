@@ -94,10 +94,8 @@ fn processes_text(leases: &[store::LeaseRow], now: i64) -> String {
     let age =
         |ms: i64| crate::units::format_duration(std::time::Duration::from_millis(ms.max(0) as u64));
     let mut text = String::from("processes:\n");
-    let running: Vec<&store::LeaseRow> = leases
-        .iter()
-        .filter(|l| l.name.starts_with("process:") && l.expires_at > now)
-        .collect();
+    let running: Vec<&store::LeaseRow> =
+        leases.iter().filter(|l| l.is_live_presence(now)).collect();
     if running.is_empty() {
         text.push_str("  none running\n");
     }

@@ -5,8 +5,9 @@
 //! together with the rule's last fire, in one transaction: a restart never
 //! fires the same occurrence twice. Which missed occurrences still run is
 //! [`catchup`]'s decision: each one at most a minute (or two leases) late,
-//! and of the older ones the latest if within `catch_up`. Waits are computed from the wall clock each time and
-//! capped, so a host that slept or a clock that jumped is noticed. Only the
+//! and of the older ones the latest if within `catch_up`. Waits are
+//! computed from the wall clock each time and capped, so a host that
+//! slept or a clock that jumped is noticed. Only the
 //! process that holds the scheduler lease fires; another one takes over
 //! when it expires, from each schedule's last fire in the store.
 
@@ -136,9 +137,7 @@ async fn fire_due(shared: &Shared, instance: &str, name: &str, rule: &Rule, entr
         rule: name,
         id: &entry.identity,
     };
-    let after = due
-        .checked_sub(SignedDuration::from_nanos(1))
-        .unwrap_or(due);
+    let after = catchup::older_than(due);
     let plan = catchup::plan(&spec.cron, &rule.zone.tz, after, now, windows(shared, spec));
     carry_out(shared, &at_fire, plan, Missed::Late).await;
     entry.next = next_after(&spec.cron, &rule.zone.tz, now);

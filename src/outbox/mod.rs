@@ -247,6 +247,12 @@ impl Worker {
         let Some(claim) = self.preclaimed.take().and_then(|b| b.claim) else {
             return;
         };
+        self.unmark(&claim).await;
+    }
+
+    /// A claimed row that did not leave: its mark in flight (made with
+    /// the last confirmation) undone, so it is pending again.
+    async fn unmark(&self, claim: &crate::store::Claim) {
         if claim.marked {
             let (id, now) = (claim.row.id, self.shared.now().as_millisecond());
             record(&self.shared, "unmark", move |c| c.unmark_inflight(id, now)).await;

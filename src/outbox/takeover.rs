@@ -105,12 +105,9 @@ impl Worker {
 
     /// A claimed row this process may no longer send (the lease was lost
     /// before it left): pending again, for whichever process sends now.
-    pub(super) async fn give_back(&mut self, claim: &Claim) {
+    pub(super) async fn give_back(&self, claim: &Claim) {
         tracing::warn!(instance = %self.instance, row = claim.row.id, "the number's lease was lost before a send left: another process sends it");
-        if claim.marked {
-            let (id, now) = (claim.row.id, self.shared.now().as_millisecond());
-            super::record(&self.shared, "unmark", move |c| c.unmark_inflight(id, now)).await;
-        }
+        self.unmark(claim).await;
     }
 }
 

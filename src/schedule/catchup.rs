@@ -55,8 +55,9 @@ pub fn plan(cron: &Cron, tz: &TimeZone, last: Timestamp, now: Timestamp, w: Wind
     Plan { fire, skipped }
 }
 
-/// Just before `at`: `(last, older_than(at)]` holds the occurrences before it.
-fn older_than(at: Timestamp) -> Timestamp {
+/// Just before `at`: `(last, older_than(at)]` holds the occurrences
+/// before it, and `(older_than(at), now]` starts with `at`.
+pub fn older_than(at: Timestamp) -> Timestamp {
     at.checked_sub(SignedDuration::from_nanos(1)).unwrap_or(at)
 }
 

@@ -48,21 +48,12 @@ pub fn sqlite_to_postgres(file: &Path, url: &str, now_ms: i64) -> Result<Copied,
         )));
     }
     let source = super::schema::open_connection(Some(file))?;
-    let running: Option<String> = source
-        .query_row(
-            "SELECT holder FROM leases WHERE name LIKE 'process:%' AND expires_at > ?1 LIMIT 1",
-            [now_ms],
-            |r| r.get(0),
-        )
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
-    if let Some(holder) = running {
+    let leases = super::Tx::on(super::sql::Conn::Sqlite(&source)).leases()?;
+    if let Some(running) = leases.iter().find(|l| l.is_live_presence(now_ms)) {
         return Err(StoreError::Corrupt(format!(
-            "a daemon runs on {} ({holder}): stop it first, so nothing changes while it is copied",
-            file.display()
+            "a daemon runs on {} ({}): stop it first, so nothing changes while it is copied",
+            file.display(),
+            running.holder
         )));
     }
     pg::off_runtime(move || {

@@ -25,6 +25,13 @@ pub struct LeaseRow {
     pub expires_at: i64,
 }
 
+impl LeaseRow {
+    /// Whether it is a running process's presence (`process:<id>`, not expired at `now`).
+    pub fn is_live_presence(&self, now: i64) -> bool {
+        self.name.starts_with("process:") && self.expires_at > now
+    }
+}
+
 impl Tx<'_> {
     /// Takes the lease `name` for `holder` until `now + ttl_ms`, or renews
     /// it when `holder` has it: the generation it is held under, or `None`
