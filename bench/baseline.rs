@@ -24,22 +24,32 @@ pub fn read(secret: &str, body: &[u8]) -> Result<Value, StatusCode> {
     serde_json::from_slice(body).map_err(|_| StatusCode::BAD_REQUEST)
 }
 
-/// The incoming messages of `body` that the job answers: (message id, number).
-pub fn answered(body: &Value, re: &regex::Regex) -> Vec<(String, String)> {
+/// An incoming message of a webhook body.
+pub struct Incoming {
+    pub id: String,
+    pub number: String,
+    /// Whether the job answers it.
+    pub answered: bool,
+}
+
+/// The incoming messages of `body` (those this number sent left out).
+pub fn incoming(body: &Value, re: &regex::Regex) -> Vec<Incoming> {
     let mut found = Vec::new();
     for m in body["data"]["data"]["messages"]
         .as_array()
         .into_iter()
         .flatten()
     {
-        let text = m["message"]["conversation"].as_str().unwrap_or_default();
-        if m["key"]["fromMe"] == true || !re.is_match(text) {
+        if m["key"]["fromMe"] == true {
             continue;
         }
-        let id = m["key"]["id"].as_str().unwrap_or_default().to_owned();
+        let text = m["message"]["conversation"].as_str().unwrap_or_default();
         let jid = m["key"]["remoteJid"].as_str().unwrap_or_default();
-        let number = jid.split('@').next().unwrap_or_default().to_owned();
-        found.push((id, number));
+        found.push(Incoming {
+            id: m["key"]["id"].as_str().unwrap_or_default().to_owned(),
+            number: jid.split('@').next().unwrap_or_default().to_owned(),
+            answered: re.is_match(text),
+        });
     }
     found
 }
@@ -86,9 +96,13 @@ async fn hook(
         Ok(v) => v,
         Err(status) => return (status, String::new()),
     };
-    let answered = answered(&v, &s.re);
+    let answered: Vec<String> = incoming(&v, &s.re)
+        .into_iter()
+        .filter(|m| m.answered)
+        .map(|m| m.number)
+        .collect();
     let accepted = answered.len();
-    for (_, number) in answered {
+    for number in answered {
         let (http, api) = (s.http.clone(), s.api.clone());
         tokio::spawn(async move {
             let _ = http

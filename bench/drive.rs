@@ -22,6 +22,17 @@ use crate::SECRET;
 /// 0: the single instance `BENCH`.
 pub static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
+/// The percentage of events whose text a rule answers (`BENCH_MATCH`); the
+/// others are ordinary chat that no rule matches.
+pub static MATCH_PERCENT: AtomicU64 = AtomicU64::new(100);
+
+/// Whether event `n` asks something the rule answers: exactly
+/// `MATCH_PERCENT` of every 100 consecutive events, spread over them
+/// (7,919 is prime to 100, so `n * 7919 mod 100` visits each residue once).
+pub fn matches(n: usize) -> bool {
+    (n as u64).wrapping_mul(7919) % 100 < MATCH_PERCENT.load(Ordering::Relaxed)
+}
+
 /// The instance id of event `n`.
 fn instance_of(n: usize) -> String {
     match INSTANCES.load(Ordering::Relaxed) {
@@ -32,6 +43,11 @@ fn instance_of(n: usize) -> String {
 
 /// A realistic webhook body: stock envelope, one incoming text, unique id and sender.
 fn payload(n: usize) -> Vec<u8> {
+    let text = if matches(n) {
+        "Hello, how much is a t-shirt?"
+    } else {
+        "Good morning! I will pick up my order tomorrow after work, thanks"
+    };
     json!({
         "instance_id": instance_of(n),
         "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
@@ -39,7 +55,7 @@ fn payload(n: usize) -> Vec<u8> {
             "messageTimestamp": jiff::Timestamp::now().as_second(),
             "pushName": "Load Test",
             "broadcast": false,
-            "message": { "conversation": "Hello, how much is a t-shirt?", "messageContextInfo": { "deviceListMetadataVersion": 2 } }
+            "message": { "conversation": text, "messageContextInfo": { "deviceListMetadataVersion": 2 } }
         }]}}
     })
     .to_string()
@@ -49,12 +65,25 @@ fn payload(n: usize) -> Vec<u8> {
 #[derive(Default)]
 pub struct Run {
     pub ok: usize,
+    /// Of the events answered 200, those a rule answers with a send.
+    pub matched: usize,
     pub errors: usize,
     pub latencies_ms: Vec<f64>,
     pub elapsed: Duration,
 }
 
 impl Run {
+    fn count(&mut self, ok: bool, n: usize) {
+        if !ok {
+            self.errors += 1;
+            return;
+        }
+        self.ok += 1;
+        if matches(n) {
+            self.matched += 1;
+        }
+    }
+
     pub fn percentile(&self, p: f64) -> f64 {
         if self.latencies_ms.is_empty() {
             return 0.0;
@@ -103,7 +132,7 @@ pub async fn drive_full_on(ports: &[u16], total: usize, concurrency: usize, firs
                     .map(|r| r.status().is_success())
                     .unwrap_or(false);
                 run.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                if ok { run.ok += 1 } else { run.errors += 1 }
+                run.count(ok, n as usize);
             }
             run
         }));
@@ -112,6 +141,7 @@ pub async fn drive_full_on(ports: &[u16], total: usize, concurrency: usize, firs
     for t in tasks {
         let r = t.await.expect("task");
         all.ok += r.ok;
+        all.matched += r.matched;
         all.errors += r.errors;
         all.latencies_ms.extend(r.latencies_ms);
     }
@@ -144,7 +174,7 @@ pub async fn drive_rate(port: u16, per_second: u64, seconds: u64, first: usize) 
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             let mut r = results.lock().expect("lock");
             r.latencies_ms.push(ms);
-            if ok { r.ok += 1 } else { r.errors += 1 }
+            r.count(ok, n);
         }));
     }
     for t in tasks {

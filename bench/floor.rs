@@ -1,8 +1,9 @@
 //! The floor: the least work the delivery promise (SPEC §5) needs, and
 //! nothing else — the baseline's regex-and-forward job made durable.
 //!
-//! A webhook's 200 comes after its event and its planned send are committed
-//! (WAL, `synchronous=FULL`, dedupe by message id, commits shared by the
+//! A webhook's 200 comes after its events (every incoming message, answered
+//! or not, as SPEC §5 asks) and their planned sends are committed (WAL,
+//! `synchronous=FULL`, dedupe by message id, commits shared by the
 //! requests that wait together); one send in flight for the number, its
 //! confirmation committed before the next one leaves (the confirmation's
 //! commit also picks the next row, one commit per send). No rules, no
@@ -27,8 +28,9 @@ use crate::baseline;
 
 /// Work for the store thread.
 enum Job {
-    /// Record these messages (id, number) and their sends; reply how many were new.
-    Accept(Vec<(String, String)>, oneshot::Sender<usize>),
+    /// Record these messages and the sends of those answered; reply how many
+    /// sends were planned.
+    Accept(Vec<baseline::Incoming>, oneshot::Sender<usize>),
     /// Confirm a send (outbox id, message id) and pick the next one (id, number).
     Settle(
         Option<(i64, String)>,
@@ -83,7 +85,7 @@ async fn hook(
         Ok(v) => v,
         Err(status) => return (status, String::new()),
     };
-    let messages = baseline::answered(&v, &s.re);
+    let messages = baseline::incoming(&v, &s.re);
     let (reply, done) = oneshot::channel();
     if s.jobs.send(Job::Accept(messages, reply)).is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());
@@ -154,18 +156,18 @@ fn run(conn: &Connection, job: Job) -> Box<dyn FnOnce()> {
     match job {
         Job::Accept(messages, reply) => {
             let mut accepted = 0;
-            for (id, number) in messages {
+            for m in messages {
                 let mut insert = conn
                     .prepare_cached(
                         "INSERT INTO inbox (message_id) VALUES (?1) ON CONFLICT DO NOTHING",
                     )
                     .expect("insert inbox");
-                if insert.execute(params![id]).expect("inbox") == 1 {
+                if insert.execute(params![m.id]).expect("inbox") == 1 && m.answered {
                     conn.prepare_cached(
                         "INSERT INTO outbox (inbox_id, number, state) VALUES (?1, ?2, 'pending')",
                     )
                     .expect("insert outbox")
-                    .execute(params![conn.last_insert_rowid(), number])
+                    .execute(params![conn.last_insert_rowid(), m.number])
                     .expect("outbox");
                     accepted += 1;
                 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drive::{Mock, drive_full, drive_rate};
+use drive::{MATCH_PERCENT, Mock, drive_full, drive_rate};
 
 pub const SECRET: &str = "bench-secret";
 
@@ -59,12 +59,23 @@ async fn main() {
         pg_admin: std::env::var("BENCH_PG_URL").ok(),
     };
     let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
+    // The share of events a rule answers; the rest is chat no rule matches.
+    // The failover and scale benchmarks measure answers: every event is one.
+    let answers_only =
+        std::env::var("BENCH_PROCESSES").is_ok() || std::env::var("BENCH_INSTANCES").is_ok();
+    let matching: u64 = if answers_only {
+        100
+    } else {
+        env_or("BENCH_MATCH", 20).min(100)
+    };
+    MATCH_PERCENT.store(matching, std::sync::atomic::Ordering::Relaxed);
     if run.pinned {
         pin::pin_self();
         println!("pinned: each server alone on core 1; load generator and mock API on core 0");
     } else {
         println!("not pinned: the servers share the cores with the load generator");
     }
+    println!("{matching} % of the events ask something a rule answers (BENCH_MATCH)");
 
     let mock = Mock::start().await;
     println!("mock API on {}", mock.addr);
@@ -132,17 +143,26 @@ impl Run {
         let server0 = server.map(pg::server_cpu_seconds);
 
         let full = drive_full(port, self.full_events, self.concurrency, 0).await;
+        let cpu_full = cpu_seconds(pid);
         let rate = drive_rate(port, 1000, self.rate_seconds, self.full_events).await;
-        let expected = full.ok + rate.ok;
+        let cpu_rate = cpu_seconds(pid);
+        let (events, expected) = (full.ok + rate.ok, full.matched + rate.matched);
+        let left = expected.saturating_sub(mock.distinct());
         let (received, duplicates) = mock.wait_for(expected, Duration::from_secs(120)).await;
         // All the work of every event, its send included, until the last send arrived.
         let cpu1 = cpu_seconds(pid);
+        println!(
+            "  {target}: CPU µs per event during the full-speed phase {:.1}, during the 1000 ev/s phase {:.1}; after the load {left} sends were left: {:.0} ms CPU until the last arrived",
+            (cpu_full - cpu0) * 1e6 / full.ok.max(1) as f64,
+            (cpu_rate - cpu_full) * 1e6 / rate.ok.max(1) as f64,
+            (cpu1 - cpu_rate) * 1e3
+        );
         let rss = peak_rss_kib(pid);
         if let (Some(server), Some(server0)) = (server, server0) {
             let used = pg::server_cpu_seconds(server) - server0;
             println!(
                 "  PostgreSQL server CPU per event (beside waflow-pg's own): {:.1} µs",
-                used * 1e6 / expected.max(1) as f64
+                used * 1e6 / events.max(1) as f64
             );
         }
         stop(&mut child);
@@ -154,7 +174,7 @@ impl Run {
             p99_full: full.percentile(99.0),
             p50_rate: rate.percentile(50.0),
             p99_rate: rate.percentile(99.0),
-            cpu_us_per_event: (cpu1 - cpu0) * 1e6 / expected.max(1) as f64,
+            cpu_us_per_event: (cpu1 - cpu0) * 1e6 / events.max(1) as f64,
             rss_mib: rss as f64 / 1024.0,
             expected,
             received,

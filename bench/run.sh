@@ -5,6 +5,8 @@
 # (seconds at 1000 events/s, default 10), BENCH_CONCURRENCY (connections, default 32),
 # BENCH_TARGETS (default baseline,floor,waflow; one of them alone for profiling),
 # BENCH_ROUNDS (rounds of both sides, default 3; the verdict takes the median),
+# BENCH_MATCH (percent of events a rule answers with a send, default 20; the rest is
+# chat no rule matches; 100 = every event answered),
 # BENCH_PIN (default 1: each server alone on core 1, the load on core 0; 0 = shared cores).
 # BENCH_WAFLOW=PATH: the daemon binary to measure (default: this tree's release build; an
 # older build for a before/after comparison).
