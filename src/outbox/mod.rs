@@ -414,7 +414,7 @@ where
 {
     let mut wait = RECORD_WAIT;
     loop {
-        let err = match shared.store.call(f.clone()).await {
+        let err = match shared.store.call_serial(f.clone()).await {
             Ok(answer) => return Some(answer),
             Err(err) => err,
         };

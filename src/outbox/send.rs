@@ -74,8 +74,11 @@ impl Worker {
         if self.stopped(claim, out, config).await {
             return Outcome::Done;
         }
-        let pace = self.pace(config);
-        if !self.keeping_lease(pace).await.1 {
+        // No wait at all is no timer: a zero sleep still waits for the
+        // timer's next millisecond tick and wakes the thread once more.
+        if let Some(pace) = self.pace(config)
+            && !self.keeping_lease(pace).await.1
+        {
             self.give_back(claim).await;
             return Outcome::Done;
         }
@@ -158,8 +161,9 @@ impl Worker {
 
     /// The minimum interval since the last send (wider during a slow
     /// start), then a human-like typing delay: the wait, as a future that
-    /// borrows nothing, so the lease can be renewed beside it.
-    fn pace(&self, config: &Config) -> tokio::time::Sleep {
+    /// borrows nothing, so the lease can be renewed beside it; `None` when
+    /// there is nothing to wait.
+    fn pace(&self, config: &Config) -> Option<tokio::time::Sleep> {
         let gap = gap(&self.breaker, config);
         let interval = self
             .last_send
@@ -171,7 +175,8 @@ impl Worker {
         } else {
             Duration::ZERO
         };
-        tokio::time::sleep(interval + typing)
+        let wait = interval + typing;
+        (!wait.is_zero()).then(|| tokio::time::sleep(wait))
     }
 }
 

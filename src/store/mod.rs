@@ -138,7 +138,19 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(false, f).await
+        self.submit(writer::Kind::Durable, f).await
+    }
+
+    /// [`Store::call`] for a caller that sends its next job only once this
+    /// one is committed (the outbox worker, one send in flight): the writer
+    /// commits it without waiting for a next job to share the commit,
+    /// since that next job is this caller's own and waits for this commit.
+    pub async fn call_serial<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(writer::Kind::Serial, f).await
     }
 
     /// Runs `f` in the writer's transaction and resolves as soon as it ran
@@ -151,15 +163,15 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(true, f).await
+        self.submit(writer::Kind::Lazy, f).await
     }
 
-    async fn submit<R, F>(&self, lazy: bool, f: F) -> Result<R, StoreError>
+    async fn submit<R, F>(&self, kind: writer::Kind, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Tx) -> Result<R, StoreError> + Send + 'static,
     {
-        let (job, reply) = writer::job(lazy, f);
+        let (job, reply) = writer::job(kind, f);
         self.jobs
             .send(Msg::Work(job))
             .map_err(|_| StoreError::Closed)?;

@@ -172,9 +172,12 @@ impl Claim {
 pub(super) const NEXT_DUE_SQL: &str = "SELECT MIN(next_at) FROM outbox INDEXED BY outbox_open
     WHERE instance = +?2 AND state IN ('pending', 'inflight') AND state = 'pending' AND next_at > ?1";
 
+/// Counts up to two rows: [`Tx::more_due`] only asks whether there is
+/// more than the one claimed, and every row counted is a lookup of its
+/// table row (the state and due time are not in the index).
 pub(super) const MORE_DUE_SQL: &str =
     "SELECT COUNT(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_open
-    WHERE instance = +?2 AND state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 64) AS due";
+    WHERE instance = +?2 AND state IN ('pending', 'inflight') AND state = 'pending' AND next_at <= ?1 LIMIT 2) AS due";
 
 impl Tx<'_> {
     /// Inserts an outbox row unless one with the same key exists; `true` if inserted.
@@ -246,9 +249,10 @@ impl Tx<'_> {
     }
 
     /// Whether more than `claimed` pending rows are due at `now`, the claimed
-    /// ones among them. Counts at most 64 rows, so it stays cheap with a long
-    /// queue; `claimed` must be smaller.
+    /// ones among them. Counts at most two rows, so it stays cheap with a
+    /// long queue; `claimed` is 0 or 1 (one send in flight).
     pub fn more_due(&self, instance: &str, now: i64, claimed: usize) -> Result<bool, StoreError> {
+        debug_assert!(claimed < 2, "more_due counts two rows at most");
         let due: i64 = self.conn.value(MORE_DUE_SQL, args![now, instance])?;
         Ok(due as usize > claimed)
     }

@@ -4,8 +4,9 @@
 //! future resolves only after its job is committed. Each job runs in a
 //! savepoint: one failing job does not undo the others of its batch. When
 //! lone requests come steadily (closer than 2 ms), a commit holding one
-//! waits for the next so that two share it. Lazy jobs (reads) need no
-//! commit of their own. On [`Msg::Close`] it commits, checkpoints the WAL
+//! waits for the next so that two share it; a serial caller's jobs (the
+//! outbox worker's, whose next job waits for this commit) never make it
+//! wait. Lazy jobs (reads) need no commit of their own. On [`Msg::Close`] it commits, checkpoints the WAL
 //! into the database file and closes it: the file alone is then complete.
 
 use std::sync::mpsc;
@@ -26,11 +27,32 @@ const COMMIT_WAIT: Duration = Duration::from_millis(2);
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
-/// A unit of store work, run by the writer thread.
-pub(super) struct Job {
+/// How a job's caller waits, and what its arrival tells the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
     /// Needs no commit of its own: resolves once it ran, or with the commit
     /// of its batch when that holds durable work it may have read.
-    pub(super) lazy: bool,
+    Lazy,
+    /// Durable work of one of many independent callers (webhook requests):
+    /// resolves after its commit; the spacing of their arrivals tells when
+    /// the next one comes.
+    Durable,
+    /// Durable work of a caller that sends its next job only once this one
+    /// is committed (the outbox worker): its arrivals tell nothing of when
+    /// another job comes, and waiting for its next one would wait for
+    /// nothing.
+    Serial,
+}
+
+impl Kind {
+    fn lazy(self) -> bool {
+        self == Kind::Lazy
+    }
+}
+
+/// A unit of store work, run by the writer thread.
+pub(super) struct Job {
+    pub(super) kind: Kind,
     /// Runs the work and returns how to tell the caller its outcome.
     run: Box<dyn FnOnce(Conn<'_>) -> Reply + Send>,
 }
@@ -45,7 +67,7 @@ pub(super) enum Msg {
 
 /// Wraps `f` as a job for the writer and the receiver of its outcome.
 pub(super) fn job<R, F>(
-    lazy: bool,
+    kind: Kind,
     f: F,
 ) -> (Job, tokio::sync::oneshot::Receiver<Result<R, StoreError>>)
 where
@@ -64,7 +86,7 @@ where
             let _ = tx.send(outcome);
         }) as Reply
     });
-    (Job { lazy, run }, rx)
+    (Job { kind, run }, rx)
 }
 
 /// The writer: takes every waiting job, runs them in one transaction, commits
@@ -111,7 +133,7 @@ pub(super) fn writer(db: Db, rx: mpsc::Receiver<Msg>) {
         let received = Instant::now();
         let mut ran = Ran::default();
         for job in batch {
-            pace.received(received, !job.lazy);
+            pace.received(received, job.kind);
             ran.run(job, db.conn());
         }
         // A steady stream of lone requests: the next one shares this commit.
@@ -176,8 +198,8 @@ fn wait_for_next(
             Msg::Work(job) => job,
             Msg::Close(reply) => return Some(reply),
         };
-        let durable = !job.lazy;
-        pace.received(Instant::now(), durable);
+        let durable = !job.kind.lazy();
+        pace.received(Instant::now(), job.kind);
         ran.run(job, conn);
         if durable {
             break;
@@ -196,7 +218,7 @@ struct Ran {
 impl Ran {
     fn run(&mut self, job: Job, conn: Conn<'_>) {
         let reply = (job.run)(conn);
-        if job.lazy {
+        if job.kind.lazy() {
             self.lazy.push(reply);
         } else {
             self.waiting.push(reply);
@@ -204,7 +226,7 @@ impl Ran {
     }
 }
 
-/// The spacing of the durable jobs the writer receives.
+/// The spacing of the independent callers' durable jobs the writer receives.
 #[derive(Default)]
 struct Arrivals {
     /// When the last one came.
@@ -214,8 +236,8 @@ struct Arrivals {
 }
 
 impl Arrivals {
-    fn received(&mut self, at: Instant, durable: bool) {
-        if durable {
+    fn received(&mut self, at: Instant, kind: Kind) {
+        if kind == Kind::Durable {
             self.gap = self.last.map(|last| at.saturating_duration_since(last));
             self.last = Some(at);
         }
@@ -223,13 +245,16 @@ impl Arrivals {
 
     /// Until when a batch that holds one durable job, received at `at`,
     /// waits for the next before committing: only while they come
-    /// steadily, closer together than [`COMMIT_WAIT`], and for at most
-    /// twice the last gap (arrivals jitter; a shorter wait missed the next
-    /// one a third of the time at 1,000 events/s).
+    /// steadily, closer together than [`COMMIT_WAIT`], the last of them
+    /// that recently, and for at most twice the last gap (arrivals jitter;
+    /// a shorter wait missed the next one a third of the time at 1,000
+    /// events/s).
     fn lone(&self, at: Instant, durable: usize) -> Option<Instant> {
         if durable != 1 {
             return None;
         }
+        self.last
+            .filter(|last| at.saturating_duration_since(*last) < COMMIT_WAIT)?;
         let gap = self.gap.filter(|gap| *gap < COMMIT_WAIT)?;
         Some(at + (gap * 2).min(COMMIT_WAIT))
     }
@@ -257,19 +282,25 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut pace = Arrivals::default();
-        pace.received(t0, true);
+        pace.received(t0, Kind::Durable);
         // One request so far: nothing tells when the next comes.
         assert_eq!(pace.lone(t0, 1), None);
         // Lazy work does not count as a request.
-        pace.received(t0 + ms(1), false);
+        pace.received(t0 + ms(1), Kind::Lazy);
+        assert_eq!(pace.lone(t0 + ms(1), 1), None);
+        // Nor does a serial caller's job: it waits for this very commit.
+        pace.received(t0 + ms(1), Kind::Serial);
         assert_eq!(pace.lone(t0 + ms(1), 1), None);
         // One every millisecond: wait up to twice the gap (arrivals jitter).
-        pace.received(t0 + ms(1), true);
+        pace.received(t0 + ms(1), Kind::Durable);
         assert_eq!(pace.lone(t0 + ms(1), 1), Some(t0 + ms(3)));
+        // A batch of a serial caller's job alone, long after the stream
+        // stopped: the old spacing says nothing any more.
+        assert_eq!(pace.lone(t0 + ms(1) + COMMIT_WAIT, 1), None);
         // Several requests in the batch already share the commit.
         assert_eq!(pace.lone(t0 + ms(1), 2), None);
         // Requests further apart than COMMIT_WAIT: commit at once.
-        pace.received(t0 + ms(1) + COMMIT_WAIT, true);
+        pace.received(t0 + ms(1) + COMMIT_WAIT, Kind::Durable);
         assert_eq!(pace.lone(t0 + ms(1) + COMMIT_WAIT, 1), None);
     }
 }
