@@ -6,8 +6,9 @@
 //! lone requests come steadily (closer than 2 ms), a commit holding one
 //! waits for the next so that two share it; a serial caller's jobs (the
 //! outbox worker's, whose next job waits for this commit) never make it
-//! wait. Lazy jobs (reads) need no commit of their own. On [`Msg::Close`] it commits, checkpoints the WAL
-//! into the database file and closes it: the file alone is then complete.
+//! wait. Lazy jobs (reads) need no commit of their own. On [`Msg::Close`]
+//! it commits, checkpoints the WAL into the database file and closes it:
+//! the file alone is then complete.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
