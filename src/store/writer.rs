@@ -53,7 +53,7 @@ impl Kind {
 
 /// A unit of store work, run by the writer thread.
 pub(super) struct Job {
-    pub(super) kind: Kind,
+    kind: Kind,
     /// Runs the work and returns how to tell the caller its outcome.
     run: Box<dyn FnOnce(Conn<'_>) -> Reply + Send>,
 }
