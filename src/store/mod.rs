@@ -229,6 +229,11 @@ mod tests {
                 [],
             )
             .unwrap();
+            conn.execute(
+                "INSERT INTO known_numbers (instance, number, first_seen) VALUES ('I1', '8490', 7)",
+                [],
+            )
+            .unwrap();
         }
         let conn = open_connection(Some(&path)).unwrap();
         let version: i64 = conn
@@ -265,6 +270,16 @@ mod tests {
             [],
         )
         .unwrap();
+        // The numbers that wrote are kept, in a table without a rowid.
+        let known: (String, i64) = conn
+            .query_row(
+                "SELECT number, first_seen FROM known_numbers WHERE instance = 'default'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(known, ("8490".to_owned(), 7));
+        assert!(conn.prepare("SELECT rowid FROM known_numbers").is_err());
         // Opening again changes nothing.
         drop(conn);
         assert!(open_connection(Some(&path)).is_ok());

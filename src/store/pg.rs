@@ -18,10 +18,11 @@ pub(super) mod listen;
 mod tls;
 
 /// The PostgreSQL migrations: (the version a file brings the schema to, the file).
-const MIGRATIONS: [(i64, &str); 3] = [
+const MIGRATIONS: [(i64, &str); 4] = [
     (7, include_str!("pg/v7.sql")),
     (8, include_str!("pg/v8.sql")),
     (9, include_str!("pg/v9.sql")),
+    (10, include_str!("pg/v10.sql")),
 ];
 
 /// The key of the advisory lock held while migrating (any fixed number:

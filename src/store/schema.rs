@@ -13,7 +13,7 @@ use super::pg::PgConn;
 use super::{StoreError, Tx};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 pub(super) fn open_connection(file: Option<&Path>) -> Result<Connection, StoreError> {
     let conn = match file {
@@ -53,6 +53,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("v7.sql"),
     include_str!("v8.sql"),
     include_str!("v9.sql"),
+    include_str!("v10.sql"),
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`], one version at a time.
