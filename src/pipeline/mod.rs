@@ -16,6 +16,7 @@ mod list;
 mod screen;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::{Event, EventKind};
 use crate::outbox::plan::write_plan;
@@ -26,60 +27,137 @@ use crate::store::{InboxRow, NewEvent, StoreError, Tx};
 /// Records events and, in the same transaction, runs the rules on the new
 /// ones; `also` joins the same transaction (a schedule's bookkeeping).
 /// Resolves after the commit. Returns each event's kind and outcome.
+///
+/// The first attempt processes every event without a savepoint of its
+/// own: a savepoint makes SQLite copy each page the event writes, a
+/// measurable part of an event's cost. Should any event's processing fail,
+/// that attempt is undone whole and a second one records the events again,
+/// each processed in a savepoint of its own ([`process_recorded`]): a
+/// failed one stays `new` for the processor, the others are processed.
+/// Only metrics and logs of the undone attempt are not undone.
 pub async fn record_and_process(
     shared: &Shared,
     records: Vec<NewEvent>,
     events: Vec<Event>,
-    also: impl FnOnce(&Tx) -> Result<(), StoreError> + Send + 'static,
+    also: impl Fn(&Tx) -> Result<(), StoreError> + Clone + Send + 'static,
 ) -> Result<Vec<(String, &'static str)>, StoreError> {
-    let loaded = shared.loaded();
-    let now = shared.now();
-    let (outcomes, planned) = shared
-        .store
-        .call(move |tx| {
-            // Processed right here: recorded as done, so the index of waiting
-            // events is not touched (`process_recorded` puts a failure back to new).
-            // An instance a reload removed meanwhile: the event stays `new`
-            // and the processor settles it with the rules then in force.
-            let mut records = records;
-            for r in records.iter_mut().filter(|r| r.status == "new") {
-                if loaded.instance(&r.instance).is_some() {
-                    r.status = "done";
-                }
-            }
-            let ids = tx.record_events(&records, now.as_millisecond())?;
-            also(tx)?;
-            let mut outcomes = Vec::with_capacity(ids.len());
-            let mut planned = BTreeSet::new();
-            for ((record, event), id) in records.into_iter().zip(events).zip(ids) {
-                let instance = loaded.instance(&record.instance);
-                let outcome = match (id, record.status, instance) {
-                    (None, _, _) => "duplicate",
-                    (Some(_), "ignored", _) | (_, _, None) => "unknown_instance",
-                    (Some(id), _, Some(instance)) => {
-                        let row = InboxRow {
-                            id,
-                            instance: record.instance,
-                            key: record.key,
-                            event: String::new(),
-                            received_at: now.as_millisecond(),
-                        };
-                        if process_recorded(tx, instance, now, &row, event)? > 0 {
-                            planned.insert(instance.name.clone());
-                        }
-                        "accepted"
-                    }
-                };
-                outcomes.push((record.kind, outcome));
-            }
-            Ok((outcomes, planned))
-        })
-        .await?;
+    let held = Arc::new(Mutex::new(Some((records, events))));
+    let (outcomes, planned) = match attempt(shared, &held, also.clone(), Isolation::Together).await
+    {
+        // The events came back: their processing failed, nothing was kept.
+        Err(_) if lock(&held).is_some() => {
+            attempt(shared, &held, also, Isolation::EachAlone).await?
+        }
+        done => done?,
+    };
     // Committed: the instances' outbox workers may claim the new rows.
     for instance in planned {
         shared.wake_sender(&instance);
     }
     Ok(outcomes)
+}
+
+/// Each event's kind and outcome, and the instances rows were planned for.
+type Recorded = (Vec<(String, &'static str)>, BTreeSet<String>);
+
+/// The events of one request, between attempts.
+type Held = Arc<Mutex<Option<(Vec<NewEvent>, Vec<Event>)>>>;
+
+/// What one failing event undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// The whole attempt.
+    Together,
+    /// Its own processing only.
+    EachAlone,
+}
+
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, Option<(Vec<NewEvent>, Vec<Event>)>> {
+    held.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One store job recording and processing the held events; when it fails,
+/// the events are held again for another attempt.
+async fn attempt(
+    shared: &Shared,
+    held: &Held,
+    also: impl Fn(&Tx) -> Result<(), StoreError> + Send + 'static,
+    isolation: Isolation,
+) -> Result<Recorded, StoreError> {
+    let loaded = shared.loaded();
+    let now = shared.now();
+    let held = held.clone();
+    shared
+        .store
+        .call(move |tx| {
+            let (mut records, mut events) = lock(&held)
+                .take()
+                .ok_or_else(|| StoreError::Corrupt("the events of a request were lost".into()))?;
+            let result = record_batch(
+                tx,
+                &loaded,
+                now,
+                &mut records,
+                &mut events,
+                isolation,
+                &also,
+            );
+            if result.is_err() {
+                *lock(&held) = Some((records, events));
+            }
+            result
+        })
+        .await
+}
+
+fn record_batch(
+    tx: &Tx,
+    loaded: &Loaded,
+    now: jiff::Timestamp,
+    records: &mut [NewEvent],
+    events: &mut [Event],
+    isolation: Isolation,
+    also: &impl Fn(&Tx) -> Result<(), StoreError>,
+) -> Result<Recorded, StoreError> {
+    // Processed right here: recorded as done, so the index of waiting
+    // events is not touched (`process_recorded` puts a failure back to new).
+    // An instance a reload removed meanwhile: the event stays `new`
+    // and the processor settles it with the rules then in force.
+    for r in records.iter_mut().filter(|r| r.status == "new") {
+        if loaded.instance(&r.instance).is_some() {
+            r.status = "done";
+        }
+    }
+    let ids = tx.record_events(records, now.as_millisecond())?;
+    also(tx)?;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    let mut planned = BTreeSet::new();
+    for ((record, event), id) in records.iter().zip(events.iter_mut()).zip(ids) {
+        let instance = loaded.instance(&record.instance);
+        let outcome = match (id, record.status, instance) {
+            (None, _, _) => "duplicate",
+            (Some(_), "ignored", _) | (_, _, None) => "unknown_instance",
+            (Some(id), _, Some(instance)) => {
+                let row = InboxRow {
+                    id,
+                    instance: record.instance.clone(),
+                    key: record.key.clone(),
+                    event: String::new(),
+                    received_at: now.as_millisecond(),
+                };
+                let planned_here = match isolation {
+                    Isolation::Together => process_event(tx, instance, now, &row, event)?,
+                    Isolation::EachAlone => process_recorded(tx, instance, now, &row, event)?,
+                };
+                if planned_here > 0 {
+                    planned.insert(instance.name.clone());
+                }
+                "accepted"
+            }
+        };
+        outcomes.push((record.kind.clone(), outcome));
+    }
+    Ok((outcomes, planned))
 }
 
 /// What processing a batch did.
@@ -120,7 +198,7 @@ fn process_one(
     row: &InboxRow,
 ) -> Result<usize, StoreError> {
     match serde_json::from_str(&row.event) {
-        Ok(event) => process_event(tx, instance, now, row, event),
+        Ok(mut event) => process_event(tx, instance, now, row, &mut event),
         Err(err) => {
             let note = format!("unreadable event: {err}");
             tx.finish_inbox(row.id, "ignored", Some(&note))?;
@@ -137,7 +215,7 @@ pub fn process_recorded(
     instance: &Instance,
     now: jiff::Timestamp,
     row: &InboxRow,
-    event: Event,
+    event: &mut Event,
 ) -> Result<usize, StoreError> {
     // The event was recorded as done: should processing fail, it goes back
     // to `new` and the processor takes it up again.
@@ -156,7 +234,7 @@ fn process_event(
     instance: &Instance,
     now: jiff::Timestamp,
     row: &InboxRow,
-    mut event: Event,
+    event: &mut Event,
 ) -> Result<usize, StoreError> {
     let (config, rules) = (&instance.config, &instance.rules);
     event.learn_phones(|jid| tx.phone_of(jid))?;
@@ -169,7 +247,7 @@ fn process_event(
             now.as_millisecond(),
         )?;
     }
-    if let Some(planned) = screen::before_rules(tx, config, row, &event, now.as_millisecond())? {
+    if let Some(planned) = screen::before_rules(tx, config, row, event, now.as_millisecond())? {
         return Ok(planned);
     }
     let (now_ms, instance) = (now.as_millisecond(), instance.name.as_str());
@@ -184,7 +262,7 @@ fn process_event(
         ignore_older_than: Some(config.ignore_older_than),
         instance,
     };
-    let evaluation = rules.evaluate(&event, &input)?;
+    let evaluation = rules.evaluate(event, &input)?;
     if let Some(reason) = evaluation.ignored {
         tx.finish_inbox(row.id, "ignored", Some(&reason))?;
         return Ok(0);
