@@ -30,10 +30,11 @@ use crate::store::{InboxRow, NewEvent, StoreError, Tx};
 ///
 /// The first attempt processes every event without a savepoint of its
 /// own: a savepoint makes SQLite copy each page the event writes, a
-/// measurable part of an event's cost. Should any event's processing fail,
-/// that attempt is undone whole and a second one records the events again,
-/// each processed in a savepoint of its own ([`process_recorded`]): a
-/// failed one stays `new` for the processor, the others are processed.
+/// measurable part of an event's cost. Should that attempt fail (an
+/// event's processing, or the store itself), it is undone whole and a
+/// second one records the events again, each processed in a savepoint of
+/// its own ([`process_recorded`]): a failed one stays `new` for the
+/// processor, the others are processed.
 /// Only metrics and logs of the undone attempt are not undone.
 pub async fn record_and_process(
     shared: &Shared,
@@ -60,8 +61,11 @@ pub async fn record_and_process(
 /// Each event's kind and outcome, and the instances rows were planned for.
 type Recorded = (Vec<(String, &'static str)>, BTreeSet<String>);
 
+/// The events of one request: their records and their parsed form.
+type Batch = (Vec<NewEvent>, Vec<Event>);
+
 /// The events of one request, between attempts.
-type Held = Arc<Mutex<Option<(Vec<NewEvent>, Vec<Event>)>>>;
+type Held = Arc<Mutex<Option<Batch>>>;
 
 /// What one failing event undoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +76,7 @@ enum Isolation {
     EachAlone,
 }
 
-fn lock(held: &Held) -> std::sync::MutexGuard<'_, Option<(Vec<NewEvent>, Vec<Event>)>> {
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, Option<Batch>> {
     held.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
