@@ -78,7 +78,10 @@ fn text_captures(re: &Pattern, m: &Message) -> Result<BTreeMap<JValue, JValue>, 
     let mut captures = BTreeMap::new();
     let text = m.text.as_deref().unwrap_or_default();
     let Some(caps) = re.captures(text) else {
-        return Err(format!("text {text:?} does not match /{}/", re.as_str()));
+        // Not quoted: the event beside the trail holds the text, and the
+        // trail is stored with every message, once per rule not matched.
+        // The pattern is, as the rule may change by the next reload.
+        return Err(format!("the text does not match /{}/", re.as_str()));
     };
     for (i, name) in re.capture_names().enumerate() {
         let Some(value) = caps.get(i).copied().flatten() else {
