@@ -126,11 +126,13 @@ fn record_batch(
     // Processed right here: recorded as done, so the index of waiting
     // events is not touched (`process_recorded` puts a failure back to new).
     // An instance a reload removed meanwhile: the event stays `new`
-    // and the processor settles it with the rules then in force.
-    for r in records.iter_mut().filter(|r| r.status == "new") {
-        if loaded.instance(&r.instance).is_some() {
-            r.status = "done";
-        }
+    // and the processor settles it with the rules then in force. Decided
+    // again on each attempt: a reload may come between two.
+    for r in records.iter_mut().filter(|r| r.status != "ignored") {
+        r.status = match loaded.instance(&r.instance) {
+            Some(_) => "done",
+            None => "new",
+        };
     }
     let ids = tx.record_events(records, now.as_millisecond())?;
     also(tx)?;
@@ -305,4 +307,55 @@ fn process_event(
         .flatten();
     tx.finish_inbox_with(row.id, "done", Some(&note), trail.as_deref())?;
     Ok(planned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_retried_event_whose_instance_went_away_stays_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("waflow.yaml");
+        std::fs::write(
+            &config,
+            "server:\n  listen: 127.0.0.1:0\n  webhook_secret: s\nstore: waflow.db\nrules: rules.yaml\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("rules.yaml"), "rules: []\n").unwrap();
+        let loaded = Loaded::load(&config, true).unwrap();
+        let store = crate::store::Store::open(&loaded.config.store).unwrap();
+        let event = crate::event::normalize(serde_json::json!({
+            "instance_id": "I1",
+            "data": { "event": "messages.upsert", "data": { "type": "notify", "messages": [{
+                "key": { "remoteJid": "84900000001@s.whatsapp.net", "fromMe": false, "id": "R1" },
+                "message": { "conversation": "hi" }
+            }]}}
+        }))
+        .events
+        .remove(0);
+        // Marked done by a first attempt, when its instance was configured.
+        let record = NewEvent {
+            status: "done",
+            ..NewEvent::of("gone", &event)
+        };
+        let waiting = store
+            .call(move |tx| {
+                let outcome = record_batch(
+                    tx,
+                    &loaded,
+                    jiff::Timestamp::now(),
+                    &mut [record],
+                    &mut [event],
+                    Isolation::EachAlone,
+                    &|_: &Tx| Ok(()),
+                )?;
+                assert_eq!(outcome.0, vec![("message".to_owned(), "unknown_instance")]);
+                tx.new_inbox(10)
+            })
+            .await
+            .unwrap();
+        assert_eq!(waiting.len(), 1, "left for the processor");
+        assert_eq!(waiting[0].instance, "gone");
+    }
 }
