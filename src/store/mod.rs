@@ -206,16 +206,19 @@ mod tests {
     use super::tx::control;
     use super::*;
 
-    fn temp_db(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("waflow-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("waflow.db")
+    /// A store path in a folder removed when the test ends.
+    fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("waflow-store-{name}-"))
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("waflow.db");
+        (dir, path)
     }
 
     #[test]
     fn a_version_1_store_is_migrated_and_keeps_its_rows() {
-        let path = temp_db("migrate");
+        let (_dir, path) = temp_db("migrate");
         {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(&format!(
@@ -287,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_store_from_a_newer_waflow_is_refused() {
-        let path = temp_db("newer");
+        let (_dir, path) = temp_db("newer");
         Connection::open(&path)
             .unwrap()
             .execute_batch("PRAGMA user_version = 99;")
@@ -315,7 +318,7 @@ mod tests {
     /// queries run for every send, so they must stay prepared.
     #[test]
     fn the_claim_queries_are_not_prepared_again_on_every_run() {
-        let path = temp_db("reprepare");
+        let (_dir, path) = temp_db("reprepare");
         let conn = open_connection(Some(&path)).unwrap();
         for now in 0..20 {
             control(&conn, "BEGIN IMMEDIATE").unwrap();
@@ -369,7 +372,7 @@ mod tests {
 
     #[tokio::test]
     async fn lazy_work_is_committed_with_the_next_commit_and_at_shutdown() {
-        let path = temp_db("lazy");
+        let (_dir, path) = temp_db("lazy");
         let store = Store::open(&StoreLocation::File(path.clone())).unwrap();
         let reader = Direct::open(&path).unwrap();
         let read = |key: &str| reader.run(|tx| tx.meta_get(key)).unwrap();
@@ -427,7 +430,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_job_does_not_undo_the_jobs_committed_with_it() {
-        let path = temp_db("jobs");
+        let (_dir, path) = temp_db("jobs");
         let store = Store::open(&StoreLocation::File(path.clone())).unwrap();
         let (a, b, c) = tokio::join!(
             store.call(|tx| tx.meta_set("a", Some("1"))),
