@@ -80,7 +80,7 @@ fn text_captures(re: &Pattern, m: &Message) -> Result<BTreeMap<JValue, JValue>, 
     let Some(caps) = re.captures(text) else {
         // Not quoted: the event beside the trail holds the text, and the
         // trail is stored with every message, once per rule not matched.
-        // The pattern is, as the rule may change by the next reload.
+        // The pattern is quoted: a reload may change the rule.
         return Err(format!("the text does not match /{}/", re.as_str()));
     };
     for (i, name) in re.capture_names().enumerate() {
