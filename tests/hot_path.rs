@@ -67,11 +67,8 @@ fn run_events(n: u64, together: u64) {
         let config = loaded.config.clone();
         let store = Store::open(&config.store).unwrap();
         let shared = Shared::new(store, loaded);
-        let mut next = 0;
-        while next < n {
-            let group = next..(next + together).min(n);
-            next = group.end;
-            let posts = group.map(|i| post(&shared, i));
+        for first in (0..n).step_by(together as usize) {
+            let posts = (first..(first + together).min(n)).map(|i| post(&shared, i));
             for outcome in futures_util::future::join_all(posts).await {
                 outcome.unwrap();
             }
@@ -93,16 +90,15 @@ async fn post(shared: &Shared, i: u64) -> Result<(), waflow::store::StoreError> 
         .map(|_| ())
 }
 
-/// Instructions of this test binary run as the child `test` with `n`
-/// events, `together` at a time.
-fn instructions(test: &str, n: u64, together: u64, out: &Path) -> u64 {
+/// Instructions of this test binary run as the child `test` with `n` events.
+fn instructions(test: &str, n: u64, out: &Path) -> u64 {
     let file = out.join(format!("callgrind.{n}"));
     let status = Command::new("valgrind")
         .args(["--tool=callgrind", "--quiet"])
         .arg(format!("--callgrind-out-file={}", file.display()))
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", test, "--test-threads=1"])
-        .env(CHILD, format!("{n}:{together}"))
+        .env(CHILD, n.to_string())
         // The child's own test report would only repeat "running 1 test".
         .stdout(std::process::Stdio::null())
         .status()
@@ -118,12 +114,12 @@ fn instructions(test: &str, n: u64, together: u64, out: &Path) -> u64 {
         .expect("callgrind wrote no summary")
 }
 
-/// Runs the child's events when this process is one; otherwise measures
-/// `test`'s instructions per event and holds them against `budget_file`.
+/// Runs the child's events, `together` at a time, when this process is
+/// one; otherwise measures `test`'s instructions per event and holds them
+/// against `budget_file`.
 fn guard(test: &str, together: u64, budget_file: &str) {
-    if let Ok(child) = std::env::var(CHILD) {
-        let (n, together) = child.split_once(':').unwrap();
-        run_events(n.parse().unwrap(), together.parse().unwrap());
+    if let Ok(n) = std::env::var(CHILD) {
+        run_events(n.parse().unwrap(), together);
         return;
     }
     if Command::new("valgrind").arg("--version").output().is_err() {
@@ -131,8 +127,8 @@ fn guard(test: &str, together: u64, budget_file: &str) {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let base = instructions(test, 0, together, out.path());
-    let full = instructions(test, EVENTS, together, out.path());
+    let base = instructions(test, 0, out.path());
+    let full = instructions(test, EVENTS, out.path());
     let per_event = full.saturating_sub(base) / EVENTS;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let budget: u64 = std::fs::read_to_string(root.join(budget_file))
